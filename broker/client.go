@@ -1,0 +1,233 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// WSPath is where every n8n runner connects (reference §3.1).
+const WSPath = "/runners/_ws"
+
+// ErrGrantUsed is returned by Dialer.Run when the single connection a
+// grant token allows has ended and no auth token is configured to mint
+// another.
+var ErrGrantUsed = errors.New("grant token already used")
+
+// Dialer connects a runner to the broker, over and over if it can.
+type Dialer struct {
+	// BrokerURI is N8N_RUNNERS_TASK_BROKER_URI: http(s)://host:port. https
+	// (or wss) gives a wss:// connection.
+	BrokerURI string
+	RunnerID  string
+	// GrantToken allows one connection (what n8n's launcher hands over).
+	GrantToken string
+	// AuthToken, when set, is exchanged for a fresh grant before every
+	// connection, so the runner survives broker restarts.
+	AuthToken  string
+	MaxPayload int64
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+
+	// Backoff between attempts: from MinBackoff doubling to MaxBackoff,
+	// with up to 50% jitter. Defaults 250 ms and 5 s (n8n's runner waits a
+	// flat 5 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Conn is one registered-or-not websocket connection to the broker.
+type Conn struct {
+	ws *websocket.Conn
+}
+
+// Send writes one text frame. Safe for concurrent use.
+func (c *Conn) Send(ctx context.Context, frame []byte) error {
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// Receive returns the next frame, text or binary (n8n accepts both).
+// Control frames, pings included, are answered while Receive waits, so it
+// must always have a caller.
+func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
+	_, b, err := c.ws.Read(ctx)
+	return b, err
+}
+
+// Close closes the connection with a normal closure.
+func (c *Conn) Close() error {
+	return c.ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// CloseNow drops the connection without a handshake.
+func (c *Conn) CloseNow() error { return c.ws.CloseNow() }
+
+// CloseStatus is the close code the broker sent, or -1.
+func CloseStatus(err error) int { return int(websocket.CloseStatus(err)) }
+
+// WebsocketURL turns N8N_RUNNERS_TASK_BROKER_URI into the runner endpoint:
+// the scheme follows the URI's (https → wss), unlike n8n's runner which
+// always uses ws://.
+func WebsocketURL(brokerURI, runnerID string) (string, error) {
+	u, err := url.Parse(brokerURI)
+	if err != nil {
+		return "", fmt.Errorf("broker URI %q: %w", brokerURI, err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("broker URI %q: scheme must be http, https, ws or wss", brokerURI)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("broker URI %q has no host", brokerURI)
+	}
+	u.Path = WSPath
+	u.RawQuery = url.Values{"id": {runnerID}}.Encode()
+	u.Fragment = ""
+	return u.String(), nil
+}
+
+// httpBase is the broker's HTTP base for /runners/auth.
+func httpBase(brokerURI string) string {
+	u, err := url.Parse(brokerURI)
+	if err != nil {
+		return brokerURI
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
+	u.Path, u.RawQuery, u.Fragment = "", "", ""
+	return u.String()
+}
+
+// Connect makes one connection: a fresh grant first when an auth token is
+// set, else the configured grant token.
+func (d *Dialer) Connect(ctx context.Context) (*Conn, error) {
+	wsURL, err := WebsocketURL(d.BrokerURI, d.RunnerID)
+	if err != nil {
+		return nil, err
+	}
+	client := d.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	grant := d.GrantToken
+	if d.AuthToken != "" {
+		grant, err = FetchGrant(ctx, client, httpBase(d.BrokerURI), d.AuthToken)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
+		HTTPClient: client,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + grant}},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			return nil, &StatusError{Status: resp.StatusCode, Body: firstLine(body)}
+		}
+		return nil, err
+	}
+	limit := d.MaxPayload
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	ws.SetReadLimit(limit)
+	return &Conn{ws: ws}, nil
+}
+
+// Run connects and calls serve with each connection until ctx ends or no
+// further connection is possible. serve returns when its connection is
+// over; returning ErrStop from it (wrapped or not) ends Run without a
+// reconnect.
+//
+// With an auth token, Run reconnects for as long as it takes, with a fresh
+// grant each time. With only a grant token it makes one connection: a 403
+// is fatal, and once that connection ends Run returns ErrGrantUsed.
+func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Conn) error) error {
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	minB, maxB := d.MinBackoff, d.MaxBackoff
+	if minB <= 0 {
+		minB = 250 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 5 * time.Second
+	}
+	backoff := minB
+	for {
+		conn, err := d.Connect(ctx)
+		if ctx.Err() != nil {
+			if conn != nil {
+				conn.CloseNow()
+			}
+			return ctx.Err()
+		}
+		if err != nil {
+			if errors.Is(err, ErrForbidden) && d.AuthToken == "" {
+				logger.Error(fmt.Sprintf("Authentication failed with status 403: %v", err))
+				return fmt.Errorf("broker refused the grant token (N8N_RUNNERS_GRANT_TOKEN is single-use and expires after N8N_RUNNERS_GRANT_TOKEN_TTL; set N8N_RUNNERS_AUTH_TOKEN to let pyrunner fetch its own): %w", err)
+			}
+			if errors.Is(err, ErrForbidden) {
+				logger.Error(fmt.Sprintf("Authentication failed with status 403: %v - retrying...", err))
+			} else {
+				logger.Warn(fmt.Sprintf("Failed to connect to broker: %v - retrying...", err))
+			}
+			if !sleep(ctx, jitter(backoff)) {
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, maxB)
+			continue
+		}
+		backoff = minB
+		logger.Info("Connected to broker")
+		err = serve(ctx, conn)
+		conn.CloseNow()
+		if errors.Is(err, ErrStop) || ctx.Err() != nil {
+			return err
+		}
+		if d.AuthToken == "" {
+			return fmt.Errorf("%w: connection ended (%v); without N8N_RUNNERS_AUTH_TOKEN pyrunner cannot reconnect", ErrGrantUsed, err)
+		}
+		logger.Warn(fmt.Sprintf("Lost connection to broker: %v - reconnecting...", err))
+		if !sleep(ctx, jitter(minB)) {
+			return ctx.Err()
+		}
+	}
+}
+
+// ErrStop, returned by a serve function, ends Dialer.Run without a
+// reconnect (the runner is shutting down).
+var ErrStop = errors.New("runner stopping")
+
+// jitter adds up to 50% to d so that many runners do not reconnect in step.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d)/2+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
