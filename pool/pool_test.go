@@ -1,0 +1,198 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/envcache"
+	"github.com/pyrunner/pyrunner/python"
+)
+
+// testInterpreter picks the Python the tests run: PYRUNNER_TEST_PYTHON, or
+// when running as root the system's /usr/bin/python3 (tasks then run as
+// nobody, who cannot read a Python under /root), else python3.
+func testInterpreter() string {
+	if p := os.Getenv("PYRUNNER_TEST_PYTHON"); p != "" {
+		return p
+	}
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat("/usr/bin/python3"); err == nil {
+			return "/usr/bin/python3"
+		}
+	}
+	return "python3"
+}
+
+func testSpec(t testing.TB) ProcessSpec {
+	t.Helper()
+	ctx := context.Background()
+	in, err := envcache.ResolveInterpreter(ctx, testInterpreter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := envcache.InstallRuntime(ctx, t.TempDir(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := -1
+	if os.Geteuid() == 0 {
+		uid = 65534
+	}
+	return ProcessSpec{
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Executable: in.Executable,
+		RuntimeDir: dir,
+		Env:        []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
+		Config:     python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1},
+	}
+}
+
+// testWriter sends log lines to the test's log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func settings(t testing.TB, code, mode string, items any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"code": code, "nodeMode": mode, "items": items, "continueOnFail": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func executors(t *testing.T) map[string]Executor {
+	spec := testSpec(t)
+	zyg := NewZygoteExecutor(Options{Spec: spec, MaxWorkers: 4})
+	if err := zyg.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zyg.Close() })
+	return map[string]Executor{"zygote": zyg, "spawn": NewSpawnExecutor(Options{Spec: spec, MaxWorkers: 4})}
+}
+
+func errText(e *TaskError) string {
+	if e == nil {
+		return "<nil>"
+	}
+	d := "<absent>"
+	if e.Description != nil {
+		d = *e.Description
+	}
+	return string(e.Kind) + "|" + e.Message + "|" + d
+}
+
+func TestExecutorsRunTasks(t *testing.T) {
+	items := []map[string]any{{"json": map[string]any{"a": 1}}, {"json": map[string]any{"a": 2}}}
+	cases := []struct {
+		name      string
+		code      string
+		mode      string
+		timeout   time.Duration
+		result    string // JSON, when the task succeeds
+		prints    []string
+		err       string // errText, when it fails
+		errPrefix bool
+	}{
+		{name: "all items", code: "return [{'json': {'b': i['json']['a'] * 10}} for i in _items]", mode: "runOnceForAllItems",
+			result: `[{"json":{"b":10}},{"json":{"b":20}}]`},
+		{name: "per item", code: "return {'double': _item['json']['a'] * 2}", mode: "runOnceForEachItem",
+			result: `[{"json":{"double":2},"pairedItem":{"item":0}},{"json":{"double":4},"pairedItem":{"item":1}}]`},
+		{name: "print", code: "print('hi', 42, {'k': [1]})\nreturn []", mode: "runOnceForAllItems",
+			result: `[]`, prints: []string{`["'hi'","42","{\"k\": [1]}"]`}},
+		{name: "unicode", code: "return [{'json': {'s': 'héllo 世界 🎉'}}]", mode: "runOnceForAllItems",
+			result: `[{"json":{"s":"héllo 世界 🎉"}}]`},
+		{name: "nan becomes null", code: "return [{'json': {'x': float('nan'), 'y': float('inf')}}]", mode: "runOnceForAllItems",
+			result: `[{"json":{"x":null,"y":null}}]`},
+		{name: "user error", code: "raise ValueError('boom')", mode: "runOnceForAllItems", err: "user|boom|"},
+		{name: "syntax error", code: "return (", mode: "runOnceForAllItems", err: "static|'(' was never closed (<unknown>, line 1)|<absent>"},
+		{name: "system exit", code: "import sys\nsys.exit(3)", mode: "runOnceForAllItems", err: "user|Process exited with code 3|"},
+		{name: "hard exit", code: "import os\nos._exit(3)", mode: "runOnceForAllItems", err: "crashed|Task subprocess exited with code 3|"},
+		{name: "killed", code: "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", mode: "runOnceForAllItems",
+			err: "crashed|Process was forcefully killed (SIGKILL)|"},
+		{name: "timeout", code: "while True:\n    pass", mode: "runOnceForAllItems", timeout: time.Second,
+			err: "timeout|Task execution timed out after 1 second|"},
+		{name: "environment is empty", code: "import os\nreturn [{'json': {'env': dict(os.environ)}}]", mode: "runOnceForAllItems",
+			result: `[{"json":{"env":{}}}]`},
+	}
+	for name, exec := range executors(t) {
+		for _, tc := range cases {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				res := exec.Run(context.Background(), Task{ID: "t1", Settings: settings(t, tc.code, tc.mode, items), Timeout: tc.timeout})
+				if tc.err != "" {
+					if got := errText(res.Err); got != tc.err {
+						t.Fatalf("error = %q, want %q", got, tc.err)
+					}
+					return
+				}
+				if res.Err != nil {
+					t.Fatalf("unexpected error %q (stack %s)", errText(res.Err), res.Err.Stack)
+				}
+				if string(res.Result) != tc.result {
+					t.Fatalf("result = %s, want %s", res.Result, tc.result)
+				}
+				var prints []string
+				for _, p := range res.Prints {
+					prints = append(prints, string(p))
+				}
+				if strings.Join(prints, "\n") != strings.Join(tc.prints, "\n") {
+					t.Fatalf("prints = %q, want %q", prints, tc.prints)
+				}
+			})
+		}
+	}
+}
+
+func TestCancelStopsTask(t *testing.T) {
+	for name, exec := range executors(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(300*time.Millisecond, cancel)
+			res := exec.Run(ctx, Task{ID: "c", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
+			if got := errText(res.Err); got != "cancelled|Task was cancelled|<absent>" {
+				t.Fatalf("error = %q", got)
+			}
+		})
+	}
+}
+
+func TestZygoteDeathFailsOnlyItsTasksAndIsReplaced(t *testing.T) {
+	exec := NewZygoteExecutor(Options{Spec: testSpec(t), MaxWorkers: 2})
+	if err := exec.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Close() })
+
+	var wg sync.WaitGroup
+	var res Result
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = exec.Run(context.Background(), Task{ID: "long", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
+	}()
+	time.Sleep(500 * time.Millisecond)
+	exec.mu.Lock()
+	z := exec.current
+	exec.mu.Unlock()
+	if err := z.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if res.Err == nil || res.Err.Kind != KindCrashed {
+		t.Fatalf("task on the dead zygote: %q, want a crash", errText(res.Err))
+	}
+	next := exec.Run(context.Background(), Task{ID: "next", Settings: settings(t, "return [{'ok': True}]", "runOnceForAllItems", []any{})})
+	if next.Err != nil || string(next.Result) != `[{"ok":true}]` {
+		t.Fatalf("task after restart: %s %q", next.Result, errText(next.Err))
+	}
+}

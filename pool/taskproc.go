@@ -1,0 +1,130 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+)
+
+// KillGrace is how long a task process has between SIGTERM and SIGKILL, as
+// in n8n's runner.
+const KillGrace = time.Second
+
+// ErrKillNow, as the cause of a task's context cancellation, skips the
+// SIGTERM grace: the task is killed at once (used on runner shutdown, when
+// the task has already had the graceful-shutdown timeout).
+var ErrKillNow = errors.New("kill without grace")
+
+// exitWait bounds how long we wait for a parent's exit report after a task
+// process closed its channel or was SIGKILLed.
+const exitWait = 5 * time.Second
+
+// taskProcess is one Python process serving tasks on its own channel. The
+// process itself is someone else's child (a zygote's, or exec.Cmd's); this
+// holds what the pool needs to talk to it and to stop it.
+type taskProcess struct {
+	pid  int
+	conn net.Conn
+	// signal sends sig to the process's whole process group.
+	signal func(sig syscall.Signal) error
+	// exited yields the exit status once, when the process has ended.
+	exited <-chan exitStatus
+}
+
+type frameOrErr struct {
+	frame []byte
+	err   error
+}
+
+// run sends t to the process and returns its result. alive reports whether
+// the process is still serving (reuse mode after a clean task); when it is
+// false the process has ended or been killed.
+func (p *taskProcess) run(ctx context.Context, t Task, maxFrame int) (res Result, alive bool) {
+	replies := make(chan frameOrErr, 1)
+	go func() {
+		frame, err := readFrame(p.conn, maxFrame)
+		replies <- frameOrErr{frame, err}
+	}()
+	if err := writeFrame(p.conn, taskFrame(t)); err != nil {
+		// The process is gone or broken: its exit status says why.
+		return Result{Err: p.ended()}, false
+	}
+
+	var timeout <-chan time.Time
+	if t.Timeout > 0 {
+		timer := time.NewTimer(t.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+
+	select {
+	case r := <-replies:
+		if r.err != nil {
+			if errors.Is(r.err, errFrameTooLarge) {
+				p.stop()
+				return Result{Err: &TaskError{
+					Message:     fmt.Sprintf("Task result is too large: %v (N8N_RUNNERS_MAX_PAYLOAD)", r.err),
+					Description: strPtr(""), Kind: KindCrashed,
+				}}, false
+			}
+			return Result{Err: p.ended()}, false
+		}
+		res, err := decodeReply(r.frame)
+		if err != nil {
+			p.stop()
+			return Result{Err: internalError("Task process sent an invalid reply: %v", err)}, false
+		}
+		return res, true
+	case <-timeout:
+		p.stop()
+		return Result{Err: TimeoutError(t.Timeout)}, false
+	case <-ctx.Done():
+		if errors.Is(context.Cause(ctx), ErrKillNow) {
+			p.kill()
+		} else {
+			p.stop()
+		}
+		return Result{Err: CancelledError()}, false
+	}
+}
+
+// ended waits for the exit status of a process whose channel broke and
+// turns it into the error n8n's runner would report.
+func (p *taskProcess) ended() *TaskError {
+	p.conn.Close()
+	select {
+	case st := <-p.exited:
+		return crashError(st)
+	case <-time.After(exitWait):
+		// Still running with a broken channel: it cannot deliver anything.
+		p.stop()
+		return &TaskError{Message: "Failed to read result from child process", Description: strPtr(""), Kind: KindCrashed}
+	}
+}
+
+// stop ends the process the way n8n's runner does: SIGTERM to its group,
+// KillGrace to go, then SIGKILL. It returns once the parent reported the
+// exit (or gave up waiting).
+func (p *taskProcess) stop() {
+	p.conn.Close()
+	_ = p.signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return
+	case <-time.After(KillGrace):
+	}
+	p.kill()
+}
+
+// kill SIGKILLs the process group and waits for the exit report.
+func (p *taskProcess) kill() {
+	p.conn.Close()
+	_ = p.signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(exitWait):
+	}
+}

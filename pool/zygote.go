@@ -1,0 +1,334 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pyrunner/pyrunner/python"
+)
+
+// ErrZygoteDead is returned for requests to a zygote that has exited.
+var ErrZygoteDead = errors.New("zygote exited")
+
+// ProcessSpec says how to start Python processes: which interpreter, with
+// which runtime on sys.path, in which environment.
+type ProcessSpec struct {
+	Executable string
+	RuntimeDir string
+	// Env is the complete environment of every Python process: never the
+	// runner's own, which may hold secrets.
+	Env    []string
+	Config python.Config
+	// StartupTimeout bounds a zygote's start, imports included.
+	StartupTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+func (s ProcessSpec) command(entry string) *exec.Cmd {
+	cmd := exec.Command(s.Executable, "-I", "-B", "-c", python.Bootstrap(entry), s.RuntimeDir)
+	cmd.Env = s.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{} // nil would mean "inherit the runner's"
+	}
+	cmd.Dir = "/"
+	return cmd
+}
+
+// zygote is one Python process that forks task processes on request
+// (python/doc.go, "Zygote control socket").
+type zygote struct {
+	cmd    *exec.Cmd
+	ctl    *net.UnixConn
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	nextID   int
+	spawns   map[int]chan spawnReply
+	exits    map[int]chan exitStatus
+	dead     chan struct{} // closed once the zygote is gone
+	deadErr  error
+	waitDone chan struct{}
+}
+
+type spawnReply struct {
+	pid    int
+	exited chan exitStatus
+	err    error
+}
+
+type controlMsg struct {
+	Op      string `json:"op"`
+	ID      int    `json:"id"`
+	Pid     int    `json:"pid"`
+	Code    *int   `json:"code"`
+	Signal  int    `json:"signal"`
+	Error   string `json:"error"`
+	Version string `json:"version"`
+}
+
+// startZygote starts the zygote, sends it its configuration and waits for
+// it to report ready (its imports done).
+func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("zygote control socket: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "zygote-control")
+	theirs := os.NewFile(uintptr(fds[1]), "zygote-control-child")
+	defer ours.Close()
+	defer theirs.Close()
+
+	cmd := spec.command("zygote")
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3
+	// Own process group: a Ctrl-C on the terminal reaches pyrunner, which
+	// stops the zygote itself. Pdeathsig: never outlive pyrunner.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Our own pipes rather than cmd.StdoutPipe: task processes inherit them
+	// until they silence their streams, so EOF comes when all have let go,
+	// which may be after Wait.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("zygote output pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("zygote output pipe: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	theirs.Close() // now only the zygote holds it: its exit is our EOF
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("starting zygote: %w", err)
+	}
+	conn, err := net.FileConn(ours)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("zygote control socket: %w", err)
+	}
+	z := &zygote{
+		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger,
+		spawns: map[int]chan spawnReply{}, exits: map[int]chan exitStatus{},
+		dead: make(chan struct{}), waitDone: make(chan struct{}),
+	}
+	go logLines(outR, spec.Logger, slog.LevelDebug, "zygote")
+	go logLines(errR, spec.Logger, slog.LevelWarn, "zygote")
+	go func() {
+		err := cmd.Wait()
+		z.die(fmt.Errorf("%w: %v", ErrZygoteDead, err))
+		close(z.waitDone)
+	}()
+
+	if err := z.handshake(ctx, spec); err != nil {
+		z.close()
+		return nil, err
+	}
+	go z.readLoop()
+	return z, nil
+}
+
+func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
+	cfg := spec.Config
+	cfg.Op = "config"
+	b, _ := json.Marshal(cfg)
+	if _, err := z.ctl.Write(b); err != nil {
+		return fmt.Errorf("configuring zygote: %w", err)
+	}
+	timeout := spec.StartupTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = z.ctl.SetReadDeadline(deadline)
+	defer z.ctl.SetReadDeadline(time.Time{})
+	buf := make([]byte, 1<<16)
+	n, err := z.ctl.Read(buf)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("zygote not ready within %s (N8N_PYTHON_POOL_STARTUP_TIMEOUT)", timeout)
+		}
+		return fmt.Errorf("zygote failed to start: %w (its stderr is in the log)", err)
+	}
+	var m controlMsg
+	if err := json.Unmarshal(buf[:n], &m); err == nil && m.Op == "failed" {
+		return fmt.Errorf("zygote failed to start: %s", m.Error)
+	}
+	if err != nil || m.Op != "ready" {
+		return fmt.Errorf("zygote sent %q instead of ready", buf[:n])
+	}
+	z.logger.Debug("zygote ready", "pid", m.Pid, "python", m.Version)
+	return nil
+}
+
+func (z *zygote) readLoop() {
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := z.ctl.Read(buf)
+		if err != nil || n == 0 {
+			z.die(fmt.Errorf("%w: control socket: %v", ErrZygoteDead, err))
+			return
+		}
+		var m controlMsg
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			z.logger.Warn("zygote sent an undecodable message", "error", err)
+			continue
+		}
+		z.dispatch(m)
+	}
+}
+
+func (z *zygote) dispatch(m controlMsg) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	switch m.Op {
+	case "spawned", "spawnfailed":
+		ch, ok := z.spawns[m.ID]
+		if !ok {
+			return
+		}
+		delete(z.spawns, m.ID)
+		if m.Op == "spawned" {
+			exited := make(chan exitStatus, 1)
+			z.exits[m.Pid] = exited
+			ch <- spawnReply{pid: m.Pid, exited: exited}
+		} else {
+			ch <- spawnReply{err: fmt.Errorf("zygote could not fork: %s", m.Error)}
+		}
+	case "exited":
+		ch, ok := z.exits[m.Pid]
+		if !ok {
+			return
+		}
+		delete(z.exits, m.Pid)
+		st := exitStatus{signal: syscall.Signal(m.Signal)}
+		if m.Code != nil {
+			st.code = *m.Code
+		}
+		ch <- st
+	}
+}
+
+// die marks the zygote gone: pending spawns fail and every task process it
+// had is reported lost (they die with it: PR_SET_PDEATHSIG).
+func (z *zygote) die(err error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	select {
+	case <-z.dead:
+		return
+	default:
+	}
+	z.deadErr = err
+	close(z.dead)
+	for id, ch := range z.spawns {
+		ch <- spawnReply{err: err}
+		delete(z.spawns, id)
+	}
+	for pid, ch := range z.exits {
+		ch <- exitStatus{lost: true}
+		delete(z.exits, pid)
+	}
+}
+
+// spawn forks a task process that serves up to maxTasks tasks (0: no limit)
+// on a channel of its own.
+func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("task channel: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "task-channel")
+	defer ours.Close()
+	defer syscall.Close(fds[1])
+
+	reply := make(chan spawnReply, 1)
+	z.mu.Lock()
+	if z.deadErr != nil {
+		z.mu.Unlock()
+		return nil, z.deadErr
+	}
+	z.nextID++
+	id := z.nextID
+	z.spawns[id] = reply
+	msg, _ := json.Marshal(map[string]any{"op": "spawn", "id": id, "maxTasks": maxTasks})
+	_, _, err = z.ctl.WriteMsgUnix(msg, syscall.UnixRights(fds[1]), nil)
+	if err != nil {
+		delete(z.spawns, id)
+	}
+	z.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("asking zygote to fork: %w", err)
+	}
+
+	var r spawnReply
+	select {
+	case r = <-reply:
+	case <-ctx.Done():
+		// The reply will still come; the process it names will find its
+		// channel closed and exit.
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	conn, err := net.FileConn(ours)
+	if err != nil {
+		_ = z.signal(r.pid, syscall.SIGKILL)
+		return nil, fmt.Errorf("task channel: %w", err)
+	}
+	pid := r.pid
+	return &taskProcess{
+		pid: pid, conn: conn, exited: r.exited,
+		signal: func(sig syscall.Signal) error { return z.signal(pid, sig) },
+	}, nil
+}
+
+// signal asks the zygote to signal a task process's group. The zygote is
+// its parent and knows whether it is still unreaped, so a recycled pid is
+// never hit.
+func (z *zygote) signal(pid int, sig syscall.Signal) error {
+	msg, _ := json.Marshal(map[string]any{"op": "kill", "pid": pid, "signal": int(sig)})
+	_, err := z.ctl.Write(msg)
+	return err
+}
+
+// close stops the zygote and, through it, every task process. Safe to call
+// twice.
+func (z *zygote) close() {
+	_ = z.ctl.Close() // the zygote kills its children and exits on hang-up
+	select {
+	case <-z.waitDone:
+	case <-time.After(KillGrace):
+		_ = z.cmd.Process.Kill()
+		<-z.waitDone
+	}
+}
+
+func logLines(r io.ReadCloser, logger *slog.Logger, level slog.Level, source string) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		logger.Log(context.Background(), level, sc.Text(), "source", source)
+	}
+}

@@ -1,0 +1,25 @@
+package python
+
+// Config is what every task process needs to know about the runner's
+// settings: the "config" message of the protocol (see config.py, which
+// mirrors it).
+type Config struct {
+	Op                     string   `json:"op"`
+	StdlibAllow            []string `json:"stdlib_allow"`
+	ExternalAllow          []string `json:"external_allow"`
+	BuiltinsDeny           []string `json:"builtins_deny"`
+	BlockEnvAccess         bool     `json:"block_env_access"`
+	AllowTransitiveImports bool     `json:"allow_transitive_imports"`
+	Preload                []string `json:"preload"`
+	// TaskUID and TaskGID are the user tasks run as; -1 keeps pyrunner's.
+	TaskUID int `json:"task_uid"`
+	TaskGID int `json:"task_gid"`
+	// LandlockABI: -1 asks the kernel, 0 disables Landlock.
+	LandlockABI int `json:"landlock_abi"`
+}
+
+// Bootstrap is the -c program that puts the runtime directory (argv[1]) on
+// sys.path and runs the named entry point: "zygote" or "child".
+func Bootstrap(entry string) string {
+	return "import sys; sys.path.insert(0, sys.argv[1]); from pyrunner_runtime import " + entry + "; " + entry + ".main()"
+}

@@ -1,0 +1,44 @@
+"""The runner configuration a task process needs, as sent by Go in the "config" message."""
+
+from dataclasses import dataclass, field, replace
+
+# The 22 names n8n's runner removes from builtins by default (reference §12.4).
+DEFAULT_BUILTINS_DENY = (
+    "eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,"
+    "hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"
+).split(",")
+
+
+@dataclass(frozen=True)
+class Config:
+    stdlib_allow: tuple = ()
+    external_allow: tuple = ()
+    builtins_deny: tuple = tuple(DEFAULT_BUILTINS_DENY)
+    block_env_access: bool = True
+    allow_transitive_imports: bool = False
+    # print() calls kept per task; further calls are counted, not kept (reference §10.10).
+    max_prints: int = 100
+    # Modules the zygote imports once so that no task pays for them.
+    preload: tuple = ()
+    # The user and group tasks run as; -1 keeps pyrunner's own (it is not root).
+    task_uid: int = -1
+    task_gid: int = -1
+    # Landlock ABI to use; -1 asks the kernel, 0 disables.
+    landlock_abi: int = -1
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_message(cls, msg: dict) -> "Config":
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {}
+        for key in known:
+            if key in msg:
+                value = msg[key]
+                if value is None and isinstance(cls.__dataclass_fields__[key].default, tuple):
+                    value = ()  # Go sends a nil list as null: it means empty, not "default"
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+        extra = {k: v for k, v in msg.items() if k not in known and k != "op"}
+        return cls(extra=extra, **kwargs)
+
+    def with_landlock_abi(self, abi: int) -> "Config":
+        return replace(self, landlock_abi=abi)

@@ -1,0 +1,111 @@
+"""What user code prints: the capturing print() and the stderr buffer (reference §10.10, §10.3).
+
+PrintCapture records each print() call as one list of strings, formatted the way
+n8n's runner formats them for the browser console (logNodeOutput). Both captures
+are bounded, so a task cannot grow the task process's memory, or the result
+frame, by printing in a loop.
+"""
+
+import builtins
+import io
+import json
+import sys
+
+# The most characters of print text kept per task, over all calls. A string that
+# crosses the bound is cut there and ends with PRINT_TRUNCATED_MARKER; later
+# calls are counted as not kept. Characters, not bytes: the UTF-8 frame may be up
+# to 4x larger.
+MAX_PRINT_CHARS = 1 << 20
+
+PRINT_TRUNCATED_MARKER = "... [print output truncated: the task printed more than %d characters]" % MAX_PRINT_CHARS
+
+# The most characters of stderr kept per task; the rest is dropped and
+# STDERR_TRUNCATED_MARKER ends the captured text.
+MAX_STDERR_CHARS = 64 * 1024
+
+STDERR_TRUNCATED_MARKER = "\n[stderr truncated: the task wrote more than %d characters]\n" % MAX_STDERR_CHARS
+
+_builtin_print = builtins.print
+_dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
+def format_print_arg(arg) -> str:
+    """One print() argument as n8n's runner shows it (§10.10's table)."""
+    if isinstance(arg, str):
+        return "'" + arg + "'"  # no escaping, as n8n does
+    if arg is None or isinstance(arg, (int, float)):  # bool is an int
+        return str(arg)
+    try:
+        return _dumps(arg)
+    except Exception:
+        # n8n labels every value json cannot write "Circular", whatever the cause.
+        return "[Circular " + type(arg).__name__ + "]"
+
+
+class PrintCapture:
+    """The print() given to one task's user code, and what it recorded.
+
+    Calls beyond max_prints, or after MAX_PRINT_CHARS, are only counted: their
+    arguments are never formatted, so a loop printing big objects stays cheap.
+    """
+
+    __slots__ = ("_calls", "_max_prints", "_dropped", "_chars_left")
+
+    def __init__(self, max_prints: int):
+        self._calls = []
+        self._max_prints = max_prints
+        self._dropped = 0
+        self._chars_left = MAX_PRINT_CHARS
+
+    def print(self, *args, sep=" ", end="\n", file=None, flush=False):
+        if file is not None and file is not sys.stdout and file is not sys.__stdout__:
+            # An explicit file (sys.stderr, a StringIO) gets ordinary print output.
+            _builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        if len(self._calls) >= self._max_prints or self._chars_left <= 0:
+            self._dropped += 1
+            return
+        formatted = []
+        for arg in args:
+            text = format_print_arg(arg)
+            self._chars_left -= len(text)
+            if self._chars_left < 0:
+                # Keep what fits; the rest of this call's arguments are dropped.
+                text = text[: len(text) + self._chars_left] + PRINT_TRUNCATED_MARKER
+                formatted.append(text)
+                break
+            formatted.append(text)
+        self._calls.append(formatted)
+
+    def print_args(self) -> list:
+        """The recorded calls, plus n8n's truncation entry if any were not kept."""
+        if not self._dropped:
+            return self._calls
+        return self._calls + [["[Output truncated - %d more print statements]" % self._dropped]]
+
+
+class StderrCapture(io.StringIO):
+    """An in-memory sys.stderr that keeps only the first MAX_STDERR_CHARS."""
+
+    def __init__(self, limit: int = MAX_STDERR_CHARS):
+        super().__init__()
+        self._left = limit
+        self._truncated = False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            return super().write(s)  # raises TypeError, as StringIO does
+        n = len(s)
+        left = self._left
+        if n <= left:
+            self._left = left - n
+            return super().write(s)
+        if left > 0:
+            super().write(s[:left])
+            self._left = 0
+        self._truncated = True
+        return n
+
+    def getvalue(self) -> str:
+        text = super().getvalue()
+        return text + STDERR_TRUNCATED_MARKER if self._truncated else text

@@ -1,0 +1,205 @@
+"""The zygote: imports the runtime once, then forks task processes on Go's request.
+
+It never runs user code. Its control socket (fd 3, SOCK_SEQPACKET) carries one JSON object per
+packet; a spawn request carries the new task process's channel as an SCM_RIGHTS descriptor.
+See python/doc.go for the messages.
+"""
+
+import array
+import json
+import os
+import platform
+import select
+import signal
+import socket
+import sys
+
+from . import child, hardening
+from .config import Config
+
+_MAX_PACKET = 1 << 16
+
+
+def _send(ctl: socket.socket, msg: dict) -> None:
+    ctl.send(json.dumps(msg).encode())
+
+
+def _recv(ctl: socket.socket):
+    """One packet and the descriptors that came with it; (None, []) when Go hung up."""
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = ctl.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(4 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    if not data:
+        return None, list(fds)
+    return json.loads(data), list(fds)
+
+
+def _exit_report(pid: int, status: int) -> dict:
+    if os.WIFSIGNALED(status):
+        return {"op": "exited", "pid": pid, "signal": os.WTERMSIG(status)}
+    return {"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)}
+
+
+class Zygote:
+    def __init__(self, ctl: socket.socket, cfg: Config):
+        self.ctl = ctl
+        self.cfg = cfg
+        self.children = set()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def spawn(self, msg: dict, fds: list) -> None:
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "expected one descriptor"})
+            return
+        chan = fds[0]
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(chan)
+            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": str(exc)})
+            return
+        if pid == 0:
+            self._become_task_process(chan, int(msg.get("maxTasks", 1)))
+        os.close(chan)  # only that child may hold it
+        self.children.add(pid)
+        _send(self.ctl, {"op": "spawned", "id": msg.get("id"), "pid": pid})
+
+    def _become_task_process(self, chan: int, max_tasks: int) -> None:
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            self.ctl.close()
+            # Keep 0-2 and the channel only: no other task's channel, no control socket.
+            os.dup2(chan, 3)
+            os.closerange(4, os.sysconf("SC_OPEN_MAX"))
+            sock = socket.socket(fileno=3)
+            child.prepare(self.cfg)
+            child.serve(sock, self.cfg, max_tasks)
+        finally:
+            os._exit(child.EXIT_FENCE_FAILED)
+
+    def kill(self, msg: dict) -> None:
+        pid = int(msg.get("pid", 0))
+        if pid in self.children:  # unreaped: the pid cannot have been reused
+            try:
+                os.killpg(pid, int(msg.get("signal", signal.SIGKILL)))
+            except ProcessLookupError:
+                pass  # already gone
+            except PermissionError:
+                os.kill(pid, int(msg.get("signal", signal.SIGKILL)))
+
+    def reap(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.children:
+                self.children.discard(pid)
+                # Whatever the task left behind in its process group dies with it.
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                _send(self.ctl, _exit_report(pid, status))
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        os._exit(0)
+
+    def loop(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        handlers = {"spawn": self.spawn, "kill": lambda msg, fds: self.kill(msg)}
+        while True:
+            try:
+                readable, _, _ = select.select([self.ctl, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in readable:
+                self.reap()
+            if self.ctl in readable:
+                msg, fds = _recv(self.ctl)
+                if msg is None:
+                    self.shutdown()
+                handler = handlers.get(msg.get("op"))
+                if handler is None:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                handler(msg, fds)
+
+
+def _probe_task_user(cfg: Config):
+    """Checks, in a throwaway child, that the task user can read the Python installation.
+
+    Returns an error text, or None. Without this, a task running as an unprivileged user under
+    a root-only interpreter (say pyenv under /root) would fail on its first lazy import.
+    """
+    if cfg.task_uid < 0 or os.geteuid() != 0 or cfg.task_uid == 0:
+        return None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            hardening.drop_privileges(cfg.task_uid, cfg.task_gid)
+            for path in (os.__file__, json.__file__):
+                with open(path, "rb"):
+                    pass
+            os.listdir(os.path.dirname(os.__file__))
+            os._exit(0)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent
+            os.write(w, str(exc).encode()[:1000])
+            os._exit(1)
+    os.close(w)
+    detail = os.read(r, 1000).decode(errors="replace")
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return (f"tasks run as uid {cfg.task_uid} (pyrunner runs as root), and that user cannot read "
+            f"this Python installation ({sys.prefix}): {detail}. Use an interpreter that user can "
+            f"read (N8N_PYTHON_INTERPRETER), or another user (N8N_PYTHON_TASK_UID)")
+
+
+def main() -> None:
+    ctl = socket.socket(fileno=3)
+    msg, _ = _recv(ctl)
+    if msg is None:
+        return
+    cfg = Config.from_message(msg)
+    if cfg.landlock_abi < 0:
+        cfg = cfg.with_landlock_abi(hardening.landlock_abi())
+    problem = _probe_task_user(cfg)
+    if problem:
+        _send(ctl, {"op": "failed", "error": problem})
+        return
+    for name in cfg.preload:
+        __import__(name)
+    # Non-dumpable: other processes of this uid cannot ptrace it or read its memory, and the
+    # task processes it forks inherit that until they change credentials.
+    hardening.prctl(hardening.PR_SET_DUMPABLE, 0)
+    _send(ctl, {"op": "ready", "pid": os.getpid(), "version": platform.python_version(),
+                "landlock": cfg.landlock_abi})
+    sys.stdout.flush()
+    Zygote(ctl, cfg).loop()
