@@ -1,0 +1,48 @@
+// Command pyrunner is an n8n task runner for Python Code nodes: a drop-in
+// replacement for n8n's official Python runner. See README.md.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+const usage = `pyrunner — n8n's Python task runner, on a warm pool of Python processes
+
+Usage:
+  pyrunner [run]     connect to the n8n broker and run tasks (configured by environment)
+  pyrunner demo      start an embedded fake n8n broker, run pyrunner against it, show results
+  pyrunner version   print the version
+  pyrunner help      this text
+
+Configuration is by environment variables: see README.md.
+`
+
+func main() {
+	// Before anything else: no secret may stay readable in our initial
+	// environment (this may re-execute the binary).
+	secrets, err := hideSecrets()
+	if err != nil {
+		fatal("%v", err)
+	}
+	cmd := "run"
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	switch cmd {
+	case "run":
+		os.Exit(runCommand(secrets))
+	case "demo":
+		os.Exit(demoCommand(os.Args[2:]))
+	case "version", "--version", "-v":
+		fmt.Println("pyrunner", version)
+	case "help", "--help", "-h":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "pyrunner: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+}

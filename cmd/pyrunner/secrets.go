@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// secretVars are never left in pyrunner's environment: the kernel keeps a
+// process's initial environment readable at /proc/<pid>/environ for its
+// whole life, and unsetting a variable in Go does not change that copy.
+var secretVars = []string{"N8N_RUNNERS_GRANT_TOKEN", "N8N_RUNNERS_AUTH_TOKEN"}
+
+// handoffVar names the descriptor on which a re-executed pyrunner finds
+// the secrets it was started with.
+const handoffVar = "PYRUNNER_SECRETS_FD"
+
+// hideSecrets makes sure no secret stays in this process's initial
+// environment. If the environment holds one, it reads the secrets (from
+// the variables or their _FILE), writes them into a pipe and re-executes
+// pyrunner, same pid, with an environment without them; the new image
+// reads them back from the pipe. It returns the secrets (empty when there
+// were none) and only returns from the second image or when nothing needed
+// hiding.
+func hideSecrets() (map[string]string, error) {
+	if fd := os.Getenv(handoffVar); fd != "" {
+		os.Unsetenv(handoffVar)
+		return receiveSecrets(fd)
+	}
+	secrets := map[string]string{}
+	var env []string
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		if isSecretVar(name) {
+			secrets[name] = value
+			continue
+		}
+		env = append(env, kv)
+	}
+	if len(secrets) == 0 {
+		return secrets, nil
+	}
+	// The direct variable wins over its _FILE, as in the config.
+	for _, name := range secretVars {
+		if _, ok := secrets[name]; ok {
+			delete(secrets, name+"_FILE")
+		}
+	}
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("hiding secrets: %w", err)
+	}
+	payload, _ := json.Marshal(secrets)
+	// A pipe holds 64 KiB: tokens are far smaller, so this cannot block.
+	if len(payload) > 60000 {
+		return nil, fmt.Errorf("hiding secrets: %d bytes of secrets is too much", len(payload))
+	}
+	if _, err := w.Write(payload); err != nil {
+		return nil, fmt.Errorf("hiding secrets: %w", err)
+	}
+	w.Close()
+	// Inherit the read end across exec (os.Pipe sets close-on-exec).
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.Fd(), syscall.F_SETFD, 0); errno != 0 {
+		return nil, fmt.Errorf("hiding secrets: %w", errno)
+	}
+	env = append(env, handoffVar+"="+strconv.Itoa(int(r.Fd())))
+	err = syscall.Exec("/proc/self/exe", os.Args, env)
+	return nil, fmt.Errorf("hiding secrets: re-executing pyrunner: %w", err)
+}
+
+// isSecretVar: a token variable, or a _FILE pointing at one (reading it is
+// done once, before the re-exec, so the path need not stay either).
+func isSecretVar(name string) bool {
+	for _, s := range secretVars {
+		if name == s || name == s+"_FILE" {
+			return true
+		}
+	}
+	return false
+}
+
+func receiveSecrets(fdText string) (map[string]string, error) {
+	fd, err := strconv.Atoi(fdText)
+	if err != nil {
+		return nil, fmt.Errorf("receiving secrets: bad %s %q", handoffVar, fdText)
+	}
+	f := os.NewFile(uintptr(fd), "secrets")
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("receiving secrets: %w", err)
+	}
+	secrets := map[string]string{}
+	if err := json.Unmarshal(b, &secrets); err != nil {
+		return nil, fmt.Errorf("receiving secrets: %w", err)
+	}
+	return secrets, nil
+}
+
+// secretLookuper serves the handed-over secrets, and everything else from
+// the environment. A secret that was given as NAME_FILE is handed over
+// under that name, so the config's _FILE handling reads it as before.
+type secretLookuper map[string]string
+
+func (s secretLookuper) Lookup(key string) (string, bool) {
+	if v, ok := s[key]; ok {
+		return v, true
+	}
+	if strings.HasSuffix(key, "_FILE") && isSecretVar(key) {
+		return "", false
+	}
+	return os.LookupEnv(key)
+}

@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
+)
+
+// binary is the pyrunner built once for the whole package.
+var binary string
+
+// cacheDir is shared by every runner the tests start, so the runtime is
+// byte-compiled once.
+var cacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pyrunner-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pyrunner")
+	cacheDir = filepath.Join(dir, "cache")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/pyrunner")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building pyrunner:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testInterpreter: PYRUNNER_TEST_PYTHON, or as root the system's Python
+// (tasks run as nobody, who cannot read a Python under /root), else python3.
+func testInterpreter() string {
+	if p := os.Getenv("PYRUNNER_TEST_PYTHON"); p != "" {
+		return p
+	}
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat("/usr/bin/python3"); err == nil {
+			return "/usr/bin/python3"
+		}
+	}
+	return "python3"
+}
+
+// startBroker starts a fake n8n broker for one test.
+func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
+	t.Helper()
+	b, err := fakebroker.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			var buf bytes.Buffer
+			_ = b.WriteTranscript(&buf)
+			t.Logf("broker transcript:\n%s", tail(buf.String(), 8000))
+		}
+		b.Close()
+	})
+	return b
+}
+
+// proc is a pyrunner process under test.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	out    *syncBuffer // stdout and stderr, interleaved
+	exited chan struct{}
+	err    error
+}
+
+// startRunner starts pyrunner with the broker's URI and auth token and
+// env on top (a value of "" unsets that variable).
+func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
+	t.Helper()
+	base := map[string]string{
+		"PATH":                                  os.Getenv("PATH"),
+		"HOME":                                  os.Getenv("HOME"),
+		"N8N_RUNNERS_TASK_BROKER_URI":           b.URL(),
+		"N8N_RUNNERS_AUTH_TOKEN":                "test-token",
+		"N8N_PYTHON_INTERPRETER":                testInterpreter(),
+		"N8N_PYTHON_CACHE_DIR":                  cacheDir,
+		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL":        "DEBUG",
+		"N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT": "3",
+		// The binary is built with -race: a race ends it (exit 66) and fails
+		// the test; and no 1 s sleep at exit, which would distort timings.
+		"GORACE": "halt_on_error=1 atexit_sleep_ms=0",
+	}
+	for k, v := range env {
+		base[k] = v
+	}
+	var list []string
+	for k, v := range base {
+		if v != "" {
+			list = append(list, k+"="+v)
+		}
+	}
+	p := &proc{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = list
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("pyrunner output:\n%s", tail(p.out.String(), 8000))
+		}
+	})
+	return p
+}
+
+// startRegistered starts pyrunner and waits until the broker has it.
+func startRegistered(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
+	t.Helper()
+	p := startRunner(t, b, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitRegistered(ctx, 1); err != nil {
+		t.Fatalf("runner did not register: %v", err)
+	}
+	return p
+}
+
+// exitCode waits up to d for the process to exit.
+func (p *proc) exitCode(d time.Duration) (int, bool) {
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		return 0, false
+	}
+	if p.err == nil {
+		return 0, true
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode(), true
+	}
+	return -1, true
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// waitOutput waits until the output contains s.
+func (p *proc) waitOutput(s string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.out.String(), s) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// task builds Code-node settings as n8n sends them.
+func task(code, mode string, items any, continueOnFail bool) json.RawMessage {
+	if items == nil {
+		items = []any{}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"code": code, "nodeMode": mode, "items": items, "continueOnFail": continueOnFail,
+		"workflowMode": "manual", "nodeId": "node-1", "nodeName": "Code",
+		"workflowId": "wf-1", "workflowName": "e2e",
+	})
+	return b
+}
+
+func allItems(code string, items any) json.RawMessage {
+	return task(code, "runOnceForAllItems", items, false)
+}
+
+func run(t *testing.T, b *fakebroker.Broker, settings json.RawMessage) fakebroker.Outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := b.RunTask(ctx, settings)
+	if err != nil {
+		t.Fatalf("RunTask: %v", err)
+	}
+	return out
+}
+
+// compact re-encodes JSON without spaces, for comparisons.
+func compact(t *testing.T, raw []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		t.Fatalf("not JSON: %s", raw)
+	}
+	return buf.String()
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}

@@ -1,0 +1,106 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker"
+	"github.com/pyrunner/pyrunner/pool"
+)
+
+// execute runs one task on the executor and reports it: logNodeOutput
+// calls, then exactly one runner:taskdone or runner:taskerror. It runs on
+// its own goroutine and tells the loop when it is done.
+func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
+	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal})
+	took := time.Since(t.started)
+	outcome := "success"
+
+	if res.Err != nil {
+		outcome = "error"
+		switch {
+		case isCause(ctx, errShutdown):
+			res.Err = &pool.TaskError{Message: "Task was cancelled because the runner is shutting down", Kind: pool.KindCancelled}
+			outcome = "cancelled"
+		case isCause(ctx, errConnectionLost):
+			// Nobody to tell: the broker already failed it to n8n.
+			r.log.Info(fmt.Sprintf("Stopped task %s: %v", t.id, context.Cause(ctx)))
+			r.post(taskEnded{id: t.id, outcome: "cancelled", took: took})
+			return
+		case res.Err.Kind == pool.KindCancelled:
+			outcome = "cancelled"
+		case res.Err.Kind == pool.KindTimeout:
+			outcome = "timeout"
+		}
+		r.logPrints(res.Prints)
+		if t.settings.ContinueOnFail && res.Err.Kind != pool.KindStatic {
+			// n8n's runner turns any failure while executing into one
+			// error item (reference §10.8); prints are dropped.
+			item, _ := broker.RawJSON([]map[string]map[string]string{{"json": {"error": res.Err.Message}}})
+			r.sendDone(t, item, took)
+		} else {
+			r.sendError(t.conn, t.id, res.Err)
+		}
+		r.post(taskEnded{id: t.id, outcome: outcome, took: took})
+		return
+	}
+
+	r.logPrints(res.Prints)
+	for _, params := range res.Prints {
+		if r.send(t.conn, broker.RPC(newID(), t.id, "logNodeOutput", params)) != nil {
+			break
+		}
+	}
+	if !r.sendDone(t, res.Result, took) {
+		outcome = "error"
+	}
+	r.post(taskEnded{id: t.id, outcome: outcome, took: took})
+}
+
+// sendDone sends runner:taskdone, or a taskerror when the frame would be
+// larger than the broker accepts (it would close the connection).
+func (r *Runner) sendDone(t *task, result json.RawMessage, took time.Duration) bool {
+	frame := broker.AppendTaskDone(make([]byte, 0, len(result)+64), t.id, result)
+	if len(frame) > r.opts.MaxPayload {
+		r.sendError(t.conn, t.id, &pool.TaskError{
+			Message:     fmt.Sprintf("Task result of %d bytes exceeds the maximum payload of %d bytes (N8N_RUNNERS_MAX_PAYLOAD)", len(frame), r.opts.MaxPayload),
+			Description: new(string),
+		})
+		return false
+	}
+	if r.sendFrame(t.conn, frame) != nil {
+		return false
+	}
+	r.log.Info(fmt.Sprintf("Completed task %s in %s (%s) for node %q (%s) in workflow %q (%s)",
+		t.id, took.Round(time.Microsecond), byteSize(len(result)),
+		t.settings.NodeName, t.settings.NodeID, t.settings.WorkflowName, t.settings.WorkflowID))
+	return true
+}
+
+func (r *Runner) sendError(conn *broker.Conn, taskID string, e *pool.TaskError) {
+	_ = r.send(conn, broker.TaskError(taskID, errorJSON(e)))
+}
+
+// logPrints writes the task's print() calls to the runner's log, as n8n's
+// runner's child does ("[user code] …").
+func (r *Runner) logPrints(prints []json.RawMessage) {
+	for _, p := range prints {
+		var args []string
+		if json.Unmarshal(p, &args) == nil {
+			r.log.Info("[user code] " + strings.Join(args, " "))
+		}
+	}
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,84 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Code-node modes (reference §10.2).
+const (
+	ModeAllItems = "runOnceForAllItems"
+	ModeEachItem = "runOnceForEachItem"
+)
+
+// settings is what the runner itself reads of broker:tasksettings.settings.
+// items and the rest are passed through to Python undecoded.
+type settings struct {
+	NodeMode       string
+	ContinueOnFail bool
+	NodeID         string
+	NodeName       string
+	WorkflowID     string
+	WorkflowName   string
+}
+
+// parseSettings checks a settings object the way n8n's runner does, and
+// reports every problem instead of only logging the first (n8n's runner
+// then sends nothing and the task hangs until the broker's timeout).
+func parseSettings(raw json.RawMessage) (settings, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return settings{}, fmt.Errorf("Invalid task settings message: settings must be an object")
+	}
+	var problems []string
+	str := func(name string, required bool) string {
+		v, ok := fields[name]
+		if !ok || string(v) == "null" {
+			if required {
+				problems = append(problems, "Missing field in task settings message: "+name)
+			}
+			return ""
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			if required {
+				problems = append(problems, fmt.Sprintf("Invalid field in task settings message: %s must be a string", name))
+			}
+			return ""
+		}
+		return s
+	}
+	s := settings{
+		NodeMode:     str("nodeMode", true),
+		NodeID:       orUnknown(str("nodeId", false)),
+		NodeName:     orUnknown(str("nodeName", false)),
+		WorkflowID:   orUnknown(str("workflowId", false)),
+		WorkflowName: orUnknown(str("workflowName", false)),
+	}
+	str("code", true)
+	if s.NodeMode != "" && s.NodeMode != ModeAllItems && s.NodeMode != ModeEachItem {
+		problems = append(problems, "Unknown nodeMode: "+s.NodeMode)
+	}
+	if v, ok := fields["items"]; !ok || string(v) == "null" {
+		problems = append(problems, "Missing field in task settings message: items")
+	} else if len(v) == 0 || v[0] != '[' {
+		problems = append(problems, "Invalid field in task settings message: items must be an array")
+	}
+	if v, ok := fields["continueOnFail"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &s.ContinueOnFail); err != nil {
+			problems = append(problems, "Invalid field in task settings message: continueOnFail must be a boolean")
+		}
+	}
+	if len(problems) > 0 {
+		return s, fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return s, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
+}
