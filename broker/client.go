@@ -37,6 +37,10 @@ type Dialer struct {
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 
+	// OnFailure, if set, hears about every failed attempt and lost
+	// connection (for health reporting).
+	OnFailure func(error)
+
 	// Backoff between attempts: from MinBackoff doubling to MaxBackoff,
 	// with up to 50% jitter. Defaults 250 ms and 5 s (n8n's runner waits a
 	// flat 5 s).
@@ -180,6 +184,7 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 			return ctx.Err()
 		}
 		if err != nil {
+			d.failed(err)
 			if errors.Is(err, ErrForbidden) && d.AuthToken == "" {
 				logger.Error(fmt.Sprintf("Authentication failed with status 403: %v", err))
 				return fmt.Errorf("broker refused the grant token (N8N_RUNNERS_GRANT_TOKEN is single-use and expires after N8N_RUNNERS_GRANT_TOKEN_TTL; set N8N_RUNNERS_AUTH_TOKEN to let pyrunner fetch its own): %w", err)
@@ -205,10 +210,17 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 		if d.AuthToken == "" {
 			return fmt.Errorf("%w: connection ended (%v); without N8N_RUNNERS_AUTH_TOKEN pyrunner cannot reconnect", ErrGrantUsed, err)
 		}
-		logger.Warn(fmt.Sprintf("Lost connection to broker: %v - reconnecting...", err))
+		d.failed(fmt.Errorf("connection lost: %w", err))
+		logger.Info("Reconnecting to broker...")
 		if !sleep(ctx, jitter(minB)) {
 			return ctx.Err()
 		}
+	}
+}
+
+func (d *Dialer) failed(err error) {
+	if d.OnFailure != nil {
+		d.OnFailure(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,12 +136,29 @@ func (m *Message) has(field string) bool {
 // Encode marshals a message. Messages built by this package's constructors
 // always encode.
 func Encode(m Message) []byte {
-	b, err := json.Marshal(m)
+	b, err := marshal(m)
 	if err != nil {
 		// Only raw fields can fail, and constructors validate them.
 		panic(fmt.Sprintf("broker: encoding %s: %v", m.Type, err))
 	}
 	return b
+}
+
+// RawJSON encodes v for a raw field of a Message, such as an error object.
+// Like every frame pyrunner sends, it does not HTML-escape <, > and &:
+// n8n's runners send them as they are.
+func RawJSON(v any) (json.RawMessage, error) {
+	return marshal(v)
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // RunnerInfo answers broker:inforequest.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // binary is the pyrunner built once for the whole package.
@@ -41,20 +42,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// testInterpreter: PYRUNNER_TEST_PYTHON, or as root the system's Python
-// (tasks run as nobody, who cannot read a Python under /root), else python3.
-func testInterpreter() string {
-	if p := os.Getenv("PYRUNNER_TEST_PYTHON"); p != "" {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		if _, err := os.Stat("/usr/bin/python3"); err == nil {
-			return "/usr/bin/python3"
-		}
-	}
-	return "python3"
 }
 
 // startBroker starts a fake n8n broker for one test.
@@ -242,3 +229,6 @@ func tail(s string, n int) string {
 	}
 	return "…" + s[len(s)-n:]
 }
+
+// testInterpreter is the Python the tests give pyrunner.
+func testInterpreter() string { return pooltest.Interpreter() }

@@ -32,9 +32,12 @@ func (i Interpreter) VersionString() string {
 	return fmt.Sprintf("%d.%d.%d", i.Version[0], i.Version[1], i.Version[2])
 }
 
+// probeProgram runs on any Python, 2.7 included, so that an old one gets a
+// clear "unsupported" rather than a traceback.
 const probeProgram = `import json, sys, sysconfig
+impl = getattr(getattr(sys, "implementation", None), "name", "cpython")
 print(json.dumps({"executable": sys.executable, "version": list(sys.version_info[:3]),
-  "implementation": sys.implementation.name, "prefix": sys.prefix, "base_prefix": sys.base_prefix,
+  "implementation": impl, "prefix": sys.prefix, "base_prefix": getattr(sys, "base_prefix", sys.prefix),
   "stdlib": sysconfig.get_paths()["stdlib"]}))`
 
 // ResolveInterpreter runs name (a path or a command on PATH) once to find

@@ -142,6 +142,16 @@ func (e *ZygoteExecutor) Capacity() int {
 	return e.opts.MaxWorkers
 }
 
+// ZygotePID is the current zygote's process id, or 0 while there is none.
+func (e *ZygoteExecutor) ZygotePID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.current == nil {
+		return 0
+	}
+	return e.current.cmd.Process.Pid
+}
+
 // zygote returns the live zygote, waiting for a restart if one is under
 // way.
 func (e *ZygoteExecutor) zygote(ctx context.Context) (*zygote, error) {

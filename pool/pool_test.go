@@ -1,65 +1,17 @@
-package pool
+package pool_test
 
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pyrunner/pyrunner/envcache"
-	"github.com/pyrunner/pyrunner/python"
+	"github.com/pyrunner/pyrunner/pool"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
-
-// testInterpreter picks the Python the tests run: PYRUNNER_TEST_PYTHON, or
-// when running as root the system's /usr/bin/python3 (tasks then run as
-// nobody, who cannot read a Python under /root), else python3.
-func testInterpreter() string {
-	if p := os.Getenv("PYRUNNER_TEST_PYTHON"); p != "" {
-		return p
-	}
-	if os.Geteuid() == 0 {
-		if _, err := os.Stat("/usr/bin/python3"); err == nil {
-			return "/usr/bin/python3"
-		}
-	}
-	return "python3"
-}
-
-func testSpec(t testing.TB) ProcessSpec {
-	t.Helper()
-	ctx := context.Background()
-	in, err := envcache.ResolveInterpreter(ctx, testInterpreter())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := envcache.InstallRuntime(ctx, t.TempDir(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid := -1
-	if os.Geteuid() == 0 {
-		uid = 65534
-	}
-	return ProcessSpec{
-		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Executable: in.Executable,
-		RuntimeDir: dir,
-		Env:        []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
-		Config:     python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1},
-	}
-}
-
-// testWriter sends log lines to the test's log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 func settings(t testing.TB, code, mode string, items any) json.RawMessage {
 	t.Helper()
@@ -70,17 +22,14 @@ func settings(t testing.TB, code, mode string, items any) json.RawMessage {
 	return b
 }
 
-func executors(t *testing.T) map[string]Executor {
-	spec := testSpec(t)
-	zyg := NewZygoteExecutor(Options{Spec: spec, MaxWorkers: 4})
-	if err := zyg.Start(context.Background()); err != nil {
-		t.Fatal(err)
+func executors(t *testing.T) map[string]pool.Executor {
+	return map[string]pool.Executor{
+		"zygote": pooltest.Executor(t, 4),
+		"spawn":  pool.NewSpawnExecutor(pool.Options{Spec: pooltest.Spec(t), MaxWorkers: 4}),
 	}
-	t.Cleanup(func() { zyg.Close() })
-	return map[string]Executor{"zygote": zyg, "spawn": NewSpawnExecutor(Options{Spec: spec, MaxWorkers: 4})}
 }
 
-func errText(e *TaskError) string {
+func errText(e *pool.TaskError) string {
 	if e == nil {
 		return "<nil>"
 	}
@@ -128,7 +77,7 @@ func TestExecutorsRunTasks(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				res := exec.Run(context.Background(), Task{ID: "t1", Settings: settings(t, tc.code, tc.mode, items), Timeout: tc.timeout})
+				res := exec.Run(context.Background(), pool.Task{ID: "t1", Settings: settings(t, tc.code, tc.mode, items), Timeout: tc.timeout})
 				if tc.err != "" {
 					if got := errText(res.Err); got != tc.err {
 						t.Fatalf("error = %q, want %q", got, tc.err)
@@ -158,7 +107,7 @@ func TestCancelStopsTask(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(300*time.Millisecond, cancel)
-			res := exec.Run(ctx, Task{ID: "c", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
+			res := exec.Run(ctx, pool.Task{ID: "c", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
 			if got := errText(res.Err); got != "cancelled|Task was cancelled|<absent>" {
 				t.Fatalf("error = %q", got)
 			}
@@ -167,31 +116,24 @@ func TestCancelStopsTask(t *testing.T) {
 }
 
 func TestZygoteDeathFailsOnlyItsTasksAndIsReplaced(t *testing.T) {
-	exec := NewZygoteExecutor(Options{Spec: testSpec(t), MaxWorkers: 2})
-	if err := exec.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { exec.Close() })
+	exec := pooltest.Executor(t, 2)
 
 	var wg sync.WaitGroup
-	var res Result
+	var res pool.Result
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res = exec.Run(context.Background(), Task{ID: "long", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
+		res = exec.Run(context.Background(), pool.Task{ID: "long", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
 	}()
 	time.Sleep(500 * time.Millisecond)
-	exec.mu.Lock()
-	z := exec.current
-	exec.mu.Unlock()
-	if err := z.cmd.Process.Kill(); err != nil {
+	if err := syscall.Kill(exec.ZygotePID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if res.Err == nil || res.Err.Kind != KindCrashed {
+	if res.Err == nil || res.Err.Kind != pool.KindCrashed {
 		t.Fatalf("task on the dead zygote: %q, want a crash", errText(res.Err))
 	}
-	next := exec.Run(context.Background(), Task{ID: "next", Settings: settings(t, "return [{'ok': True}]", "runOnceForAllItems", []any{})})
+	next := exec.Run(context.Background(), pool.Task{ID: "next", Settings: settings(t, "return [{'ok': True}]", "runOnceForAllItems", []any{})})
 	if next.Err != nil || string(next.Result) != `[{"ok":true}]` {
 		t.Fatalf("task after restart: %s %q", next.Result, errText(next.Err))
 	}

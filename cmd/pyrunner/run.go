@@ -84,6 +84,7 @@ func runCommand(secrets map[string]string) int {
 		AuthToken:  cfg.AuthToken,
 		MaxPayload: int64(cfg.MaxPayload),
 		Logger:     logger,
+		OnFailure:  state.Failed,
 	}
 	if err := r.Run(runCtx, dialer); err != nil {
 		logger.Error(err.Error())

@@ -1,0 +1,93 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker"
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
+)
+
+func TestWebsocketURL(t *testing.T) {
+	cases := map[string]string{
+		"http://127.0.0.1:5679":          "ws://127.0.0.1:5679/runners/_ws?id=r1",
+		"https://n8n.example.com":        "wss://n8n.example.com/runners/_ws?id=r1",
+		"http://n8n:5679/ignored/path?q": "ws://n8n:5679/runners/_ws?id=r1",
+		"ws://h:1":                       "ws://h:1/runners/_ws?id=r1",
+	}
+	for in, want := range cases {
+		got, err := broker.WebsocketURL(in, "r1")
+		if err != nil || got != want {
+			t.Errorf("%s: %s %v, want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"ftp://h:1", "http://", "::"} {
+		if _, err := broker.WebsocketURL(bad, "r1"); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+func TestFetchGrant(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	grant, err := broker.FetchGrant(context.Background(), http.DefaultClient, b.URL(), "test-token")
+	if err != nil || len(grant) != 64 {
+		t.Fatalf("grant %q, %v", grant, err)
+	}
+	_, err = broker.FetchGrant(context.Background(), http.DefaultClient, b.URL(), "wrong")
+	var se *broker.StatusError
+	if !errors.Is(err, broker.ErrForbidden) || !errors.As(err, &se) || se.Status != 403 {
+		t.Fatalf("wrong token: %v", err)
+	}
+}
+
+// TestDialerReconnectsWithFreshGrants: with an auth token every connection
+// uses a new grant; the broker refuses a used one.
+func TestDialerReconnectsWithFreshGrants(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d := &broker.Dialer{BrokerURI: b.URL(), RunnerID: "r", AuthToken: "test-token", MinBackoff: 10 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	connections := 0
+	err = d.Run(ctx, func(ctx context.Context, c *broker.Conn) error {
+		connections++
+		if _, err := c.Receive(ctx); err != nil { // broker:inforequest
+			return err
+		}
+		if connections == 3 {
+			return broker.ErrStop
+		}
+		return errors.New("dropped") // as if the connection broke
+	})
+	if !errors.Is(err, broker.ErrStop) || connections != 3 {
+		t.Fatalf("Run = %v after %d connections", err, connections)
+	}
+}
+
+func TestDialerWithGrantOnlyConnectsOnce(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d := &broker.Dialer{BrokerURI: b.URL(), RunnerID: "r", GrantToken: b.MintGrant(), MinBackoff: 10 * time.Millisecond}
+	calls := 0
+	err = d.Run(context.Background(), func(ctx context.Context, c *broker.Conn) error {
+		calls++
+		return errors.New("dropped")
+	})
+	if !errors.Is(err, broker.ErrGrantUsed) || calls != 1 {
+		t.Fatalf("Run = %v after %d connections", err, calls)
+	}
+}

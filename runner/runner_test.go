@@ -1,0 +1,287 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker"
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/pool"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
+)
+
+// gateExecutor is an Executor whose tasks finish when the test says so,
+// with a capacity the test sets: the runner's lifecycle without Python.
+type gateExecutor struct {
+	capacity atomic.Int32
+	started  chan string
+	release  chan pool.Result
+}
+
+func newGateExecutor(capacity int) *gateExecutor {
+	e := &gateExecutor{started: make(chan string, 100), release: make(chan pool.Result, 100)}
+	e.capacity.Store(int32(capacity))
+	return e
+}
+
+func (e *gateExecutor) Start(context.Context) error { return nil }
+func (e *gateExecutor) Capacity() int               { return int(e.capacity.Load()) }
+func (e *gateExecutor) Close() error                { return nil }
+func (e *gateExecutor) Run(ctx context.Context, t pool.Task) pool.Result {
+	e.started <- t.ID
+	select {
+	case r := <-e.release:
+		return r
+	case <-ctx.Done():
+		return pool.Result{Err: pool.CancelledError()}
+	}
+}
+
+type harness struct {
+	t      *testing.T
+	b      *fakebroker.Broker
+	r      *Runner
+	done   chan error
+	logs   *logBuffer
+	runner string
+}
+
+func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Options) *harness {
+	t.Helper()
+	b, err := fakebroker.Start(context.Background(), bopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	logs := &logBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := New(opts, exec)
+	h := &harness{t: t, b: b, r: r, done: make(chan error, 1), logs: logs}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		h.done <- r.Run(ctx, &broker.Dialer{BrokerURI: b.URL(), RunnerID: "runner-1", AuthToken: "test-token"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(10 * time.Second):
+			t.Error("runner did not stop")
+		}
+		if t.Failed() {
+			t.Logf("runner log:\n%s", logs.String())
+		}
+	})
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := b.WaitRegistered(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sent returns the runner's frames of one type, decoded.
+func (h *harness) sent(typ string) []broker.Message {
+	var out []broker.Message
+	for _, f := range h.b.Transcript() {
+		if f.Dir != fakebroker.DirRunnerToBroker {
+			continue
+		}
+		m, err := broker.Decode(f.Msg)
+		if err == nil && m.Type == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+var trivial = json.RawMessage(`{"code":"return []","nodeMode":"runOnceForAllItems","items":[]}`)
+
+func TestOffersFollowN8NsRunner(t *testing.T) {
+	exec := newGateExecutor(8)
+	h := start(t, exec, Options{MaxConcurrency: 3}, fakebroker.Options{})
+	eventually(t, "3 open offers", func() bool { return len(h.b.OpenOffers()) == 3 })
+	for _, o := range h.b.OpenOffers() {
+		if o.TaskType != "python" || o.ValidFor < 5000 || o.ValidFor > 5500 {
+			t.Fatalf("offer %+v: want python, validFor 5000..5500", o)
+		}
+	}
+	// No more than concurrency, tick after tick.
+	time.Sleep(3 * OfferInterval)
+	if n := len(h.sent(broker.TypeTaskOffer)); n != 3 {
+		t.Fatalf("%d offers sent, want 3", n)
+	}
+	// A task takes a slot; its end frees it at once, not on the next tick.
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	eventually(t, "offers back to 2", func() bool { return len(h.b.OpenOffers()) == 2 })
+	exec.release <- pool.Result{Result: json.RawMessage(`[]`)}
+	out, err := req.Wait(context.Background())
+	if err != nil || !out.Done {
+		t.Fatalf("%v %s", err, out.Error)
+	}
+	eventually(t, "3 open offers again", func() bool { return len(h.b.OpenOffers()) == 3 })
+}
+
+func TestOffersFollowPoolCapacity(t *testing.T) {
+	exec := newGateExecutor(0)
+	h := start(t, exec, Options{MaxConcurrency: 5}, fakebroker.Options{})
+	time.Sleep(2 * OfferInterval)
+	if n := len(h.b.OpenOffers()); n != 0 {
+		t.Fatalf("%d offers while the pool cannot run anything", n)
+	}
+	exec.capacity.Store(2)
+	eventually(t, "2 offers once the pool can run 2", func() bool { return len(h.b.OpenOffers()) == 2 })
+}
+
+func TestRejections(t *testing.T) {
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1}, fakebroker.Options{})
+	eventually(t, "an offer", func() bool { return len(h.b.OpenOffers()) == 1 })
+	offer := h.b.OpenOffers()[0].OfferID
+
+	send := func(frame string) {
+		if err := h.b.SendRaw("runner-1", []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An offer the runner never made.
+	send(`{"type":"broker:taskofferaccept","taskId":"t1","offerId":"nope"}`)
+	// Capacity gone while the offer was open.
+	exec.capacity.Store(0)
+	send(fmt.Sprintf(`{"type":"broker:taskofferaccept","taskId":"t2","offerId":%q}`, offer))
+	eventually(t, "two rejections", func() bool { return len(h.sent(broker.TypeTaskRejected)) == 2 })
+	got := h.sent(broker.TypeTaskRejected)
+	if got[0].TaskID != "t1" || got[0].Reason != broker.ReasonOfferExpired {
+		t.Errorf("unknown offer: %+v", got[0])
+	}
+	if got[1].TaskID != "t2" || got[1].Reason != broker.ReasonAtCapacity {
+		t.Errorf("no capacity: %+v", got[1])
+	}
+}
+
+func TestShuttingDownRejectsAndReportsKilledTasks(t *testing.T) {
+	exec := newGateExecutor(2)
+	h := start(t, exec, Options{MaxConcurrency: 2, GracefulShutdownTimeout: 200 * time.Millisecond}, fakebroker.Options{})
+	eventually(t, "offers", func() bool { return len(h.b.OpenOffers()) == 2 })
+	offers := h.b.OpenOffers()
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	h.r.Shutdown()
+	// An accept racing the shutdown is refused, as n8n's JS runner does.
+	time.Sleep(50 * time.Millisecond)
+	for _, o := range offers {
+		h.b.SendRaw("runner-1", []byte(fmt.Sprintf(`{"type":"broker:taskofferaccept","taskId":"late","offerId":%q}`, o.OfferID)))
+	}
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("runner did not stop after the graceful timeout")
+	}
+	out, err := req.Wait(context.Background())
+	if err != nil || !strings.Contains(string(out.Error), "runner is shutting down") {
+		t.Fatalf("killed task: %v %s", err, out.Error)
+	}
+	rej := h.sent(broker.TypeTaskRejected)
+	if len(rej) == 0 || rej[0].Reason != broker.ReasonShuttingDown {
+		t.Fatalf("late accept: %+v", rej)
+	}
+}
+
+func TestIdleTimerWaitsForRunningTasks(t *testing.T) {
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1, AutoShutdownTimeout: 300 * time.Millisecond}, fakebroker.Options{})
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	time.Sleep(600 * time.Millisecond) // past the idle timeout, but busy
+	select {
+	case err := <-h.done:
+		t.Fatalf("runner stopped while a task ran: %v", err)
+	default:
+	}
+	exec.release <- pool.Result{Result: json.RawMessage(`[]`)}
+	if out, err := req.Wait(context.Background()); err != nil || !out.Done {
+		t.Fatalf("%v %s", err, out.Error)
+	}
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Fatalf("idle exit: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no idle exit")
+	}
+	if !strings.Contains(h.logs.String(), "Reached idle timeout, starting shutdown...") {
+		t.Fatal("no idle log")
+	}
+}
+
+// TestPongsWhileTasksRunCPUBound: the broker pings every 200 ms and drops
+// a runner that misses a pong (close 1002). Two CPU-bound Python tasks
+// filling both cores must not delay the pongs.
+func TestPongsWhileTasksRunCPUBound(t *testing.T) {
+	exec := pooltest.Executor(t, 2)
+	h := start(t, exec, Options{MaxConcurrency: 2}, fakebroker.Options{HeartbeatInterval: 200 * time.Millisecond})
+	busy := json.RawMessage(`{"code":"import time\nend = time.time() + 2\nn = 0\nwhile time.time() < end:\n    n += 1\nreturn [{'json': {'spun': n > 0}}]","nodeMode":"runOnceForAllItems","items":[]}`)
+	var reqs []*fakebroker.Request
+	for range 2 {
+		reqs = append(reqs, h.b.Request(busy, fakebroker.RequestOptions{}))
+	}
+	for _, req := range reqs {
+		out, err := req.Wait(context.Background())
+		if err != nil || !out.Done || string(out.Result) != `[{"json":{"spun":true}}]` {
+			t.Fatalf("task lost with the connection: %v %s %s", err, out.Result, out.Error)
+		}
+	}
+	pings := 0
+	for _, f := range h.b.Transcript() {
+		switch f.Dir {
+		case fakebroker.DirWSClose:
+			t.Fatalf("connection closed: %s", f.Msg)
+		case fakebroker.DirWSPing:
+			pings++
+		}
+	}
+	if pings < 5 {
+		t.Fatalf("only %d pings: the heartbeat did not run", pings)
+	}
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
