@@ -12,8 +12,22 @@ type Config struct {
 	AllowTransitiveImports bool     `json:"allow_transitive_imports"`
 	Preload                []string `json:"preload"`
 	// TaskUID and TaskGID are the user tasks run as; -1 keeps pyrunner's.
-	TaskUID int `json:"task_uid"`
-	TaskGID int `json:"task_gid"`
+	// With TaskUIDCount > 1 (root only) each live task process gets its own
+	// uid and gid from TaskUID on.
+	TaskUID      int `json:"task_uid"`
+	TaskGID      int `json:"task_gid"`
+	TaskUIDCount int `json:"task_uid_count"`
+
+	// Per-task limits; 0 leaves one alone.
+	MemoryMB       int  `json:"memory_mb"`
+	CPUSeconds     int  `json:"cpu_seconds"`
+	MaxProcesses   int  `json:"max_processes"`
+	MaxOutputChars int  `json:"max_output_chars"`
+	MaxResultBytes int  `json:"max_result_bytes"`
+	Network        bool `json:"network"`
+	// TasksDir holds each task process's private working directory.
+	TasksDir      string   `json:"tasks_dir"`
+	ReadablePaths []string `json:"readable_paths"`
 	// LandlockABI: -1 asks the kernel, 0 disables Landlock.
 	LandlockABI int `json:"landlock_abi"`
 }

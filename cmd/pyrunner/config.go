@@ -18,9 +18,6 @@ import (
 // may not exceed it (reference §13.3).
 const maxPipeMessage = 4294967295
 
-// nobodyID is the uid and gid tasks run as when pyrunner runs as root.
-const nobodyID = 65534
-
 // Config is every setting pyrunner reads. Each variable may also be given
 // as <NAME>_FILE (the file's trimmed content); the direct variable wins.
 type Config struct {
@@ -51,10 +48,45 @@ type Config struct {
 	CacheDir    string `env:"N8N_PYTHON_CACHE_DIR"`
 	TaskUID     envInt `env:"N8N_PYTHON_TASK_UID, default=-1"`
 	TaskGID     envInt `env:"N8N_PYTHON_TASK_GID, default=-1"`
+	// TaskUIDCount: how many uids from TaskUID tasks use, one per live task
+	// process; 0 means 1024 with the default range, 1 with an explicit uid.
+	TaskUIDCount envInt `env:"N8N_PYTHON_TASK_UID_COUNT, default=0"`
+
+	// Per-task limits.
+	MaxMemoryMB      envInt  `env:"N8N_PYTHON_MAX_MEMORY_MB, default=1024"`
+	MaxExecutionTime envInt  `env:"N8N_PYTHON_MAX_EXECUTION_TIME, default=0"` // ms; wins over N8N_RUNNERS_TASK_TIMEOUT
+	MaxCPUTime       envInt  `env:"N8N_PYTHON_MAX_CPU_TIME, default=0"`       // s; 0 follows the task timeout
+	MaxProcesses     envInt  `env:"N8N_PYTHON_MAX_PROCESSES, default=32"`
+	MaxOutputKB      envInt  `env:"N8N_PYTHON_MAX_OUTPUT_KB, default=1024"`
+	MaxResultMB      envInt  `env:"N8N_PYTHON_MAX_RESULT_MB, default=128"`
+	NetworkAccess    envBool `env:"N8N_PYTHON_NETWORK_ACCESS, default=true"`
+	ReadablePaths    envList `env:"N8N_PYTHON_READABLE_PATHS"`
+}
+
+// defaultTaskUID is the first of the uids a root pyrunner gives its tasks,
+// one per live task process: a range no distribution or container runtime
+// hands out, so no other process shares them.
+const defaultTaskUID, defaultTaskUIDCount = 1900000000, 1024
+
+// taskTimeout is N8N_PYTHON_MAX_EXECUTION_TIME (ms) when set, else
+// N8N_RUNNERS_TASK_TIMEOUT (s): the pyrunner setting is the more specific,
+// and n8n's launcher always passes its own N8N_RUNNERS_TASK_TIMEOUT.
+func (c *Config) taskTimeout() time.Duration {
+	if c.MaxExecutionTime > 0 {
+		return time.Duration(c.MaxExecutionTime) * time.Millisecond
+	}
+	return time.Duration(c.TaskTimeout) * time.Second
+}
+
+// cpuSeconds is N8N_PYTHON_MAX_CPU_TIME, or the task timeout rounded up.
+func (c *Config) cpuSeconds() int {
+	if c.MaxCPUTime > 0 {
+		return int(c.MaxCPUTime)
+	}
+	return int((c.taskTimeout() + time.Second - 1) / time.Second)
 }
 
 // Durations in the units n8n's variables use (seconds).
-func (c *Config) taskTimeout() time.Duration { return time.Duration(c.TaskTimeout) * time.Second }
 func (c *Config) autoShutdown() time.Duration {
 	return time.Duration(c.AutoShutdownTimeout) * time.Second
 }
@@ -62,23 +94,25 @@ func (c *Config) gracefulTimeout() time.Duration {
 	return time.Duration(c.GracefulShutdownTimeout) * time.Second
 }
 
-// taskIDs is the uid and gid tasks run as: N8N_PYTHON_TASK_UID/GID when
-// set; when pyrunner runs as root, nobody (65534); otherwise pyrunner's
-// own (-1: no change).
-func (c *Config) taskIDs() (uid, gid int) {
-	uid, gid = int(c.TaskUID), int(c.TaskGID)
-	if os.Geteuid() == 0 {
-		if uid < 0 {
-			uid = nobodyID
+// taskIDs is who tasks run as. Not root: pyrunner's own user (-1), unless
+// N8N_PYTHON_TASK_UID says otherwise. Root: a uid of its own for every live
+// task process, from N8N_PYTHON_TASK_UID (default 1900000000) on, count
+// of them; an explicit uid alone (count 1) is shared by all tasks.
+func (c *Config) taskIDs() (uid, gid, count int) {
+	uid, gid, count = int(c.TaskUID), int(c.TaskGID), int(c.TaskUIDCount)
+	if os.Geteuid() == 0 && uid < 0 {
+		uid = defaultTaskUID
+		if count == 0 {
+			count = defaultTaskUIDCount
 		}
-		if gid < 0 {
-			gid = nobodyID
-		}
+	}
+	if count == 0 {
+		count = 1
 	}
 	if uid >= 0 && gid < 0 {
 		gid = uid
 	}
-	return uid, gid
+	return uid, gid, count
 }
 
 // LoadConfig reads the configuration through lookup and reports every
@@ -155,6 +189,24 @@ func (c *Config) Validate() []error {
 	}
 	if c.TaskUID < -1 || c.TaskGID < -1 {
 		add("N8N_PYTHON_TASK_UID and N8N_PYTHON_TASK_GID must be -1 (default) or a user/group id")
+	}
+	if c.TaskUIDCount < 0 || c.TaskUIDCount > 65536 {
+		add("N8N_PYTHON_TASK_UID_COUNT must be between 0 (default) and 65536, got %d", c.TaskUIDCount)
+	}
+	for name, v := range map[string]envInt{
+		"N8N_PYTHON_MAX_MEMORY_MB": c.MaxMemoryMB, "N8N_PYTHON_MAX_EXECUTION_TIME": c.MaxExecutionTime,
+		"N8N_PYTHON_MAX_CPU_TIME": c.MaxCPUTime, "N8N_PYTHON_MAX_PROCESSES": c.MaxProcesses,
+		"N8N_PYTHON_MAX_OUTPUT_KB": c.MaxOutputKB, "N8N_PYTHON_MAX_RESULT_MB": c.MaxResultMB,
+	} {
+		if v < 0 {
+			add("%s must not be negative, got %d", name, v)
+		}
+	}
+	if c.MaxOutputKB < 1 {
+		add("N8N_PYTHON_MAX_OUTPUT_KB must be at least 1, got %d", c.MaxOutputKB)
+	}
+	if c.MaxMemoryMB > 0 && c.MaxMemoryMB < 64 {
+		add("N8N_PYTHON_MAX_MEMORY_MB must be at least 64 (Python itself needs that much), got %d", c.MaxMemoryMB)
 	}
 	return errs
 }

@@ -28,6 +28,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 		BuiltinsDeny:   parseList("eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"),
 		BlockEnvAccess: true, HealthHost: "127.0.0.1", HealthPort: 5681, LogLevel: "INFO",
 		Interpreter: "python3", TaskUID: -1, TaskGID: -1,
+		MaxMemoryMB: 1024, MaxProcesses: 32, MaxOutputKB: 1024, MaxResultMB: 128, NetworkAccess: true,
 	}
 	if len(c.BuiltinsDeny) != 22 {
 		t.Fatalf("builtins deny has %d names, want n8n's 22", len(c.BuiltinsDeny))
@@ -37,7 +38,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 	}
 	// Lists compare by content: unset ones are nil, set ones empty.
 	c.BuiltinsDeny, want.BuiltinsDeny = nil, nil
-	c.StdlibAllow, c.ExternalAllow, want.StdlibAllow, want.ExternalAllow = nil, nil, nil, nil
+	c.StdlibAllow, c.ExternalAllow, c.ReadablePaths = nil, nil, nil
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("config\n got %+v\nwant %+v", *c, want)
 	}

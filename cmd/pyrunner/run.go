@@ -45,12 +45,15 @@ func runCommand(secrets map[string]string) int {
 		logger.Warn("could not make the runner non-dumpable", "error", err)
 	}
 
+	warnAboutReadableSecrets(secrets, logger)
+
 	m := metrics.New()
-	exec, err := startPool(ctx, cfg, logger)
+	exec, cleanup, err := startPool(ctx, cfg, logger)
 	if err != nil {
 		logger.Error(fmt.Sprintf("Python pool failed to start: %v", err))
 		return 1
 	}
+	defer cleanup()
 	defer exec.Close()
 
 	state := metrics.NewState(m, exec.Capacity)
@@ -94,11 +97,11 @@ func runCommand(secrets map[string]string) int {
 }
 
 // startPool resolves the interpreter, installs the runtime and starts the
-// executor.
-func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Executor, error) {
+// executor. The returned cleanup removes the tasks' directory.
+func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Executor, func(), error) {
 	in, err := envcache.ResolveInterpreter(ctx, cfg.Interpreter)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cacheDir := cfg.CacheDir
 	if cacheDir == "" {
@@ -106,27 +109,29 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 	}
 	runtimeDir, err := envcache.InstallRuntime(ctx, cacheDir, in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	uid, gid := cfg.taskIDs()
-	if os.Geteuid() == 0 && uid == 0 {
-		logger.Warn("N8N_PYTHON_TASK_UID=0: tasks run as root")
+	// Each task process gets a private working directory in here. 0711: a
+	// task can reach its own directory but not list the others.
+	tasksDir, err := os.MkdirTemp("", "pyrunner-tasks-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(tasksDir) }
+	if err := os.Chmod(tasksDir, 0o711); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
+	}
+	pyCfg := pythonConfig(cfg, tasksDir)
+	if os.Geteuid() == 0 && pyCfg.TaskUID == 0 {
+		logger.Warn("N8N_PYTHON_TASK_UID=0: tasks run as root; only Landlock and seccomp fence them in")
 	}
 	exec := pool.NewZygoteExecutor(pool.Options{
 		Spec: pool.ProcessSpec{
-			Executable: in.Executable,
-			RuntimeDir: runtimeDir,
-			Env:        pythonEnv(cfg),
-			Config: python.Config{
-				StdlibAllow:            cfg.StdlibAllow,
-				ExternalAllow:          cfg.ExternalAllow,
-				BuiltinsDeny:           cfg.BuiltinsDeny,
-				BlockEnvAccess:         bool(cfg.BlockEnvAccess),
-				AllowTransitiveImports: bool(cfg.AllowTransitiveImports),
-				TaskUID:                uid,
-				TaskGID:                gid,
-				LandlockABI:            -1,
-			},
+			Executable:     in.Executable,
+			RuntimeDir:     runtimeDir,
+			Env:            pythonEnv(cfg),
+			Config:         pyCfg,
 			StartupTimeout: 30 * time.Second,
 			Logger:         logger,
 		},
@@ -135,10 +140,35 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 	})
 	if err := exec.Start(ctx); err != nil {
 		exec.Close()
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
 	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir)
-	return exec, nil
+	return exec, cleanup, nil
+}
+
+// pythonConfig is what every task process is told of the configuration.
+func pythonConfig(cfg *Config, tasksDir string) python.Config {
+	uid, gid, count := cfg.taskIDs()
+	return python.Config{
+		StdlibAllow:            cfg.StdlibAllow,
+		ExternalAllow:          cfg.ExternalAllow,
+		BuiltinsDeny:           cfg.BuiltinsDeny,
+		BlockEnvAccess:         bool(cfg.BlockEnvAccess),
+		AllowTransitiveImports: bool(cfg.AllowTransitiveImports),
+		TaskUID:                uid,
+		TaskGID:                gid,
+		TaskUIDCount:           count,
+		LandlockABI:            -1,
+		MemoryMB:               int(cfg.MaxMemoryMB),
+		CPUSeconds:             cfg.cpuSeconds(),
+		MaxProcesses:           int(cfg.MaxProcesses),
+		MaxOutputChars:         int(cfg.MaxOutputKB) << 10,
+		MaxResultBytes:         int(cfg.MaxResultMB) << 20,
+		Network:                bool(cfg.NetworkAccess),
+		TasksDir:               tasksDir,
+		ReadablePaths:          cfg.ReadablePaths,
+	}
 }
 
 // pythonEnv is the environment of every Python process. With
@@ -184,6 +214,19 @@ func handleSignals(ctx context.Context, r *runner.Runner, hardStop func(), grace
 		return
 	}
 	hardStop()
+}
+
+// warnAboutReadableSecrets: tasks may read system directories (/etc,
+// /usr, …); a token file there would be within their reach.
+func warnAboutReadableSecrets(secrets map[string]string, logger *slog.Logger) {
+	for _, name := range secretVars {
+		path := secrets[name+"_FILE"]
+		for _, dir := range []string{"/etc/", "/usr/", "/opt/", "/lib/", "/proc/", "/sys/"} {
+			if strings.HasPrefix(path, dir) {
+				logger.Warn(fmt.Sprintf("%s_FILE is under %s, which tasks may read; keep the secret elsewhere (e.g. /run/secrets)", name, dir))
+			}
+		}
+	}
 }
 
 func newRunnerID() string {

@@ -18,11 +18,27 @@ class Config:
     allow_transitive_imports: bool = False
     # print() calls kept per task; further calls are counted, not kept (reference §10.10).
     max_prints: int = 100
+    # Characters of print() text kept per task (N8N_PYTHON_MAX_OUTPUT_KB).
+    max_output_chars: int = 1 << 20
+    # Largest encoded result a task may send, bytes (N8N_PYTHON_MAX_RESULT_MB); 0: no limit.
+    max_result_bytes: int = 0
+    # Per-task limits; 0 leaves one alone.
+    memory_mb: int = 0
+    cpu_seconds: int = 0
+    max_processes: int = 0
+    # N8N_PYTHON_NETWORK_ACCESS.
+    network: bool = True
+    # Where each task process gets its private working directory (<tasks_dir>/<pid>); "" for none.
+    tasks_dir: str = ""
+    # Paths tasks may read besides the interpreter's and the system's.
+    readable_paths: tuple = ()
     # Modules the zygote imports once so that no task pays for them.
     preload: tuple = ()
-    # The user and group tasks run as; -1 keeps pyrunner's own (it is not root).
+    # The user and group tasks run as; -1 keeps pyrunner's own (it is not root). With a count
+    # above 1, each live task process gets its own uid and gid from task_uid .. task_uid+count-1.
     task_uid: int = -1
     task_gid: int = -1
+    task_uid_count: int = 1
     # Landlock ABI to use; -1 asks the kernel, 0 disables.
     landlock_abi: int = -1
     extra: dict = field(default_factory=dict)

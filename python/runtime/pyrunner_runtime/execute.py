@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from . import sandbox
-from .printing import PrintCapture, StderrCapture
+from .printing import MAX_PRINT_CHARS, PrintCapture, StderrCapture
 
 ALL_ITEMS = "runOnceForAllItems"
 EACH_ITEM = "runOnceForEachItem"
@@ -36,7 +36,7 @@ _FUNCTION_DEF_EXTRA = {"type_params": []} if sys.version_info >= (3, 12) else {}
 
 def run_task(settings: dict, cfg) -> dict:
     """Run one task's user code and return its result or error message."""
-    capture = PrintCapture(cfg.max_prints)
+    capture = PrintCapture(cfg.max_prints, cfg.max_output_chars or MAX_PRINT_CHARS)
     try:
         return _run(settings, cfg, capture)
     except BaseException as exc:  # a failure of this module, not of user code
@@ -99,7 +99,7 @@ def _execute(compiled, filename: str, settings: dict, cfg, capture: PrintCapture
         else:
             result = _run_each_item(compiled, user_builtins, print_fn, items)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
-        return _user_error(exc, stderr.getvalue(), settings["code"], capture.print_args())
+        return _user_error(exc, stderr.getvalue(), settings["code"], capture.print_args(), cfg.memory_mb)
     return {"op": "result", "result": result, "print_args": capture.print_args()}
 
 
@@ -175,9 +175,12 @@ def _per_item_output(value, index: int) -> dict:
     return emitted
 
 
-def _user_error(exc: BaseException, stderr_text: str, code: str, print_args) -> dict:
+def _user_error(exc: BaseException, stderr_text: str, code: str, print_args, memory_mb: int) -> dict:
     if isinstance(exc, SystemExit):
         message = "Process exited with code %s" % (exc.code,)
+    elif isinstance(exc, MemoryError) and memory_mb:
+        # With N8N_PYTHON_MAX_MEMORY_MB set, a MemoryError is that limit being hit.
+        message = "Task exceeded the memory limit of %d MB" % memory_mb
     else:
         message = _safe_str(exc)  # "boom", not "ValueError: boom"
     try:

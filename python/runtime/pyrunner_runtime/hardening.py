@@ -1,13 +1,24 @@
 """Operating-system fences around a task process, applied after fork and before any user code.
 
 These, not the Python-level checks, are what keep the runner's secrets and other tasks out of a
-task's reach: its own session, an unprivileged uid when pyrunner runs as root, no new privileges,
-and a Landlock domain of its own (where the kernel has Landlock), which stops it from ptracing,
-reading /proc/<pid>/environ or memory of, or signalling any process outside that domain.
+task's reach, even with both allowlists set to "*":
+- its own session and process group, and a private working directory;
+- an unprivileged uid of its own when pyrunner runs as root; no new privileges; not dumpable;
+- resource limits (memory, CPU time, processes and threads);
+- a Landlock domain of its own (Linux 5.13+): no ptrace of, no /proc/<pid>/environ or mem of any
+  process outside it; files readable only under the interpreter and system directories, writable
+  only in its working directory; on 6.12+ no signals to, and no abstract unix sockets of, processes
+  outside it; with the network switched off, no TCP connect or bind (6.7+);
+- a seccomp filter: no io_uring (it would bypass the filter), and, with the network switched off,
+  no internet sockets at all; where Landlock cannot scope signals and tasks share the runner's
+  user, signals only to the task's own process group.
 """
 
 import ctypes
 import os
+import platform
+import resource
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
@@ -15,26 +26,9 @@ _libc.syscall.restype = ctypes.c_long
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
-
-# Landlock system calls have the same numbers on every Linux architecture.
-_SYS_LANDLOCK_CREATE_RULESET = 444
-_SYS_LANDLOCK_RESTRICT_SELF = 446
-_LANDLOCK_CREATE_RULESET_VERSION = 1
-# Creating device nodes: an access no task needs, handled so that a ruleset exists on kernels
-# without scopes; handling any access puts the process in a domain, which brings the ptrace fence.
-_ACCESS_FS_MAKE_CHAR = 1 << 7
-_ACCESS_FS_MAKE_BLOCK = 1 << 11
-_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
-_SCOPE_SIGNAL = 1 << 1
-
-
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [
-        ("handled_access_fs", ctypes.c_uint64),
-        ("handled_access_net", ctypes.c_uint64),
-        ("scoped", ctypes.c_uint64),
-    ]
 
 
 class HardeningError(Exception):
@@ -52,36 +46,230 @@ def prctl(option: int, arg: int) -> None:
     _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl({option})")
 
 
+# --- Landlock ---------------------------------------------------------------------------------
+
+# System call numbers are the same on every Linux architecture.
+_SYS_LANDLOCK_CREATE_RULESET = 444
+_SYS_LANDLOCK_ADD_RULE = 445
+_SYS_LANDLOCK_RESTRICT_SELF = 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+
+# Filesystem rights by the ABI that introduced them.
+_FS_EXECUTE = 1 << 0
+_FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
+_FS_ALL_V1 = (1 << 13) - 1
+_FS_REFER = 1 << 13  # ABI 2
+_FS_TRUNCATE = 1 << 14  # ABI 3
+_FS_IOCTL_DEV = 1 << 15  # ABI 5
+_NET_BIND_TCP = 1 << 0  # ABI 4
+_NET_CONNECT_TCP = 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+_SCOPE_SIGNAL = 1 << 1
+
+_READ = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version, or 0 when Landlock is unavailable."""
     ret = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
-                        ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))
+                        ctypes.c_uint32(_CREATE_RULESET_VERSION))
     return max(int(ret), 0)
 
 
-def enter_landlock_domain(abi: int) -> bool:
-    """Puts the calling process in a new Landlock domain. Returns False when the kernel has none.
+def _fs_rights(abi: int) -> int:
+    rights = _FS_ALL_V1
+    if abi >= 2:
+        rights |= _FS_REFER
+    if abi >= 3:
+        rights |= _FS_TRUNCATE
+    if abi >= 5:
+        rights |= _FS_IOCTL_DEV
+    return rights
 
-    Requires no_new_privs (or CAP_SYS_ADMIN). With ABI 6 or newer, signals and abstract unix
-    sockets are scoped to the domain as well.
+
+def enter_landlock_domain(abi: int, readable=(), writable=(), network: bool = True) -> bool:
+    """Puts the calling process in a new Landlock domain; False when the kernel has no Landlock.
+
+    readable: paths (files or directories) the process may read and execute beneath;
+    writable: paths where it may do anything. Every other path is out of reach. Paths that do
+    not exist are skipped. Requires no_new_privs.
     """
     if abi <= 0:
         return False
-    attr = _RulesetAttr(handled_access_fs=_ACCESS_FS_MAKE_CHAR | _ACCESS_FS_MAKE_BLOCK)
+    handled = _fs_rights(abi)
+    attr = _RulesetAttr(handled_access_fs=handled)
     size = 8  # ABI 1-3 know only handled_access_fs
     if abi >= 4:
         size = 16
+        if not network:
+            attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
     if abi >= 6:
         attr.scoped = _SCOPE_SIGNAL | _SCOPE_ABSTRACT_UNIX_SOCKET
         size = 24
     fd = _check(_libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
                               ctypes.c_uint32(0)), "landlock_create_ruleset")
     try:
+        for paths, rights in ((readable, _READ), (writable, handled)):
+            for path in paths:
+                _add_path_rule(fd, path, rights)
         _check(_libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)),
                "landlock_restrict_self")
     finally:
         os.close(fd)
     return True
+
+
+def _add_path_rule(ruleset: int, path: str, rights: int) -> None:
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # absent on this system
+    try:
+        if not os.path.isdir(path):
+            rights &= _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+        rule = _PathBeneathAttr(allowed_access=rights, parent_fd=pfd)
+        _check(_libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
+                             ctypes.byref(rule), ctypes.c_uint32(0)), f"landlock rule for {path}")
+    finally:
+        os.close(pfd)
+
+
+# --- seccomp ----------------------------------------------------------------------------------
+
+_SECCOMP_MODE_FILTER = 2
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_RET_KILL_PROCESS = 0x80000000
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ_K = 0x15
+_BPF_JGE_K = 0x35
+_BPF_RET_K = 0x06
+_EPERM, _EACCES = 1, 13
+_AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
+
+# (audit arch, syscall numbers) per machine.
+_ARCH = {
+    "x86_64": (0xC000003E, {"socket": 41, "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
+                            "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "io_uring_setup": 425,
+                            "io_uring_enter": 426, "io_uring_register": 427}),
+    "aarch64": (0xC00000B7, {"socket": 198, "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138,
+                             "rt_tgsigqueueinfo": 240, "pidfd_send_signal": 424, "io_uring_setup": 425,
+                             "io_uring_enter": 426, "io_uring_register": 427}),
+}
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _stmt(code, k):
+    return (code, 0, 0, k & 0xFFFFFFFF)
+
+
+def _jeq(k, jt, jf=0):
+    return (_BPF_JEQ_K, jt, jf, k & 0xFFFFFFFF)
+
+
+def install_seccomp(network: bool, own_group_signals_only: bool, own_pid: int) -> bool:
+    """Installs the task's seccomp filter; False on an architecture it does not know.
+
+    Always: io_uring is refused (its operations would bypass this filter). network=False: no
+    AF_INET, AF_INET6 or AF_PACKET sockets. own_group_signals_only: the kill family may only
+    target 0 or the task's own process group (-own_pid), or the process itself.
+    """
+    arch = _ARCH.get(platform.machine())
+    if arch is None:
+        return False
+    audit_arch, nr = arch
+    errno = lambda e: _stmt(_BPF_RET_K, _RET_ERRNO | e)  # noqa: E731
+    prog = [
+        _stmt(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
+        _jeq(audit_arch, 1),
+        _stmt(_BPF_RET_K, _RET_KILL_PROCESS),
+        _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
+    ]
+    blocks = []
+    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        blocks.append([_jeq(nr[name], 0, 1), errno(_EPERM)])
+    if not network:
+        # socket(domain, ...): args[0] low word at offset 16.
+        blocks.append([
+            _jeq(nr["socket"], 0, 6),
+            _stmt(_BPF_LD_W_ABS, 16),
+            _jeq(_AF_INET, 2), _jeq(_AF_INET6, 1), _jeq(_AF_PACKET, 0, 1),
+            errno(_EACCES),
+            _stmt(_BPF_LD_W_ABS, 0),
+        ])
+    if own_group_signals_only:
+        # kill(pid, sig) and the like: pid (args[0], a 32-bit int) must be 0, own pid or -own pid.
+        for name in ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+            blocks.append([
+                _jeq(nr[name], 0, 6),
+                _stmt(_BPF_LD_W_ABS, 16),
+                _jeq(0, 2), _jeq(own_pid, 1), _jeq(-own_pid, 0, 1),
+                _stmt(_BPF_RET_K, _RET_ALLOW),
+                errno(_EPERM),
+            ])
+        blocks.append([_jeq(nr["pidfd_send_signal"], 0, 1), errno(_EPERM)])
+    for block in blocks:
+        prog.extend(block)
+    prog.append(_stmt(_BPF_RET_K, _RET_ALLOW))
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    _check(_libc.prctl(PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+    return True
+
+
+# --- limits and identity ------------------------------------------------------------------------
+
+def processes_of(uid: int) -> int:
+    """How many processes and threads uid has now: the base RLIMIT_NPROC counts from."""
+    count = 0
+    needle = ("Uid:\t%d\t" % uid).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % entry, "rb") as f:
+                status = f.read(1024)
+        except OSError:
+            continue
+        if needle in status:
+            start = status.find(b"Threads:\t")
+            count += int(status[start + 9:status.find(b"\n", start)]) if start >= 0 else 1
+    return count
+
+
+def set_limits(memory_mb: int, cpu_seconds: int, nproc: int) -> None:
+    """Memory (data segment: heap and private writable mappings), CPU seconds (SIGXCPU, then
+    SIGKILL a second later) and processes+threads of the user. 0 leaves a limit alone."""
+    if memory_mb > 0:
+        limit = memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    if cpu_seconds > 0:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    if nproc > 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def drop_privileges(uid: int, gid: int) -> None:
@@ -93,16 +281,25 @@ def drop_privileges(uid: int, gid: int) -> None:
         raise HardeningError(f"still running as uid {os.geteuid()} after dropping to {uid}")
 
 
-def fence_task_process(uid: int, gid: int, landlock: int) -> None:
-    """Everything a task process does to itself before it may run user code.
+def kill_all_of(uid: int) -> None:
+    """SIGKILLs every process of uid, from a throwaway child that becomes uid: kill(-1) as a
+    plain user reaches exactly that user's processes. Only for the per-task uids of a root
+    pyrunner, which nothing else uses."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, 9)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
-    uid < 0 keeps the current user (pyrunner is not root, or the operator chose so).
-    """
-    os.setsid()  # own session and process group: the whole tree is killed with one killpg
-    if uid >= 0 and os.geteuid() != uid:
-        drop_privileges(uid, gid)
-    # After the credential change, which clears it: die with the zygote.
-    prctl(PR_SET_PDEATHSIG, 9)
-    prctl(PR_SET_DUMPABLE, 0)
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
-    enter_landlock_domain(landlock)
+
+def own_children() -> list:
+    """This process's child pids, from /proc (orphans adopted as a subreaper included)."""
+    pid = os.getpid()
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []

@@ -17,7 +17,8 @@ import sys
 # to 4x larger.
 MAX_PRINT_CHARS = 1 << 20
 
-PRINT_TRUNCATED_MARKER = "... [print output truncated: the task printed more than %d characters]" % MAX_PRINT_CHARS
+_MARKER = "... [print output truncated: the task printed more than %d characters]"
+PRINT_TRUNCATED_MARKER = _MARKER % MAX_PRINT_CHARS
 
 # The most characters of stderr kept per task; the rest is dropped and
 # STDERR_TRUNCATED_MARKER ends the captured text.
@@ -45,17 +46,19 @@ def format_print_arg(arg) -> str:
 class PrintCapture:
     """The print() given to one task's user code, and what it recorded.
 
-    Calls beyond max_prints, or after MAX_PRINT_CHARS, are only counted: their
-    arguments are never formatted, so a loop printing big objects stays cheap.
+    Calls beyond max_prints, or after max_chars (N8N_PYTHON_MAX_OUTPUT_KB), are
+    only counted: their arguments are never formatted, so a loop printing big
+    objects stays cheap.
     """
 
-    __slots__ = ("_calls", "_max_prints", "_dropped", "_chars_left")
+    __slots__ = ("_calls", "_max_prints", "_dropped", "_chars_left", "_marker")
 
-    def __init__(self, max_prints: int):
+    def __init__(self, max_prints: int, max_chars: int = MAX_PRINT_CHARS):
         self._calls = []
         self._max_prints = max_prints
         self._dropped = 0
-        self._chars_left = MAX_PRINT_CHARS
+        self._chars_left = max_chars
+        self._marker = PRINT_TRUNCATED_MARKER if max_chars == MAX_PRINT_CHARS else _MARKER % max_chars
 
     def print(self, *args, sep=" ", end="\n", file=None, flush=False):
         if file is not None and file is not sys.stdout and file is not sys.__stdout__:
@@ -71,7 +74,7 @@ class PrintCapture:
             self._chars_left -= len(text)
             if self._chars_left < 0:
                 # Keep what fits; the rest of this call's arguments are dropped.
-                text = text[: len(text) + self._chars_left] + PRINT_TRUNCATED_MARKER
+                text = text[: len(text) + self._chars_left] + self._marker
                 formatted.append(text)
                 break
             formatted.append(text)

@@ -36,3 +36,7 @@ def make_builtins(cfg, print_fn) -> dict:
     b = _BUILTINS.copy()
     b["print"] = print_fn
     return b
+
+
+def prepare_process(cfg) -> None:
+    """Once per task process, before its first task: nothing yet (see the module docstring)."""

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -46,10 +47,17 @@ class Zygote:
     def __init__(self, ctl: socket.socket, cfg: Config):
         self.ctl = ctl
         self.cfg = cfg
-        self.children = set()
+        self.children = {}  # live task process pid -> its uid (or -1)
+        self.readable = child.readable_paths(cfg)
+        # A uid of its own per live task process when pyrunner is root and a range is configured.
+        self.own_uids = cfg.task_uid > 0 and cfg.task_uid_count > 1 and os.geteuid() == 0
+        self.free_uids = list(range(cfg.task_uid, cfg.task_uid + cfg.task_uid_count)) if self.own_uids else []
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
+        # Orphans of task processes (a grandchild whose parent exited) come to us, not to init,
+        # so that we can kill them.
+        hardening.prctl(hardening.PR_SET_CHILD_SUBREAPER, 1)
 
     def spawn(self, msg: dict, fds: list) -> None:
         if len(fds) != 1:
@@ -58,19 +66,26 @@ class Zygote:
             _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "expected one descriptor"})
             return
         chan = fds[0]
+        if self.own_uids and not self.free_uids:
+            os.close(chan)
+            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "no free task uid"})
+            return
+        uid = self.free_uids.pop() if self.own_uids else self.cfg.task_uid
         try:
             pid = os.fork()
         except OSError as exc:
             os.close(chan)
+            if self.own_uids:
+                self.free_uids.append(uid)
             _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": str(exc)})
             return
         if pid == 0:
-            self._become_task_process(chan, int(msg.get("maxTasks", 1)))
+            self._become_task_process(chan, int(msg.get("maxTasks", 1)), uid)
         os.close(chan)  # only that child may hold it
-        self.children.add(pid)
+        self.children[pid] = uid if self.own_uids else -1
         _send(self.ctl, {"op": "spawned", "id": msg.get("id"), "pid": pid})
 
-    def _become_task_process(self, chan: int, max_tasks: int) -> None:
+    def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -81,7 +96,8 @@ class Zygote:
             os.dup2(chan, 3)
             os.closerange(4, os.sysconf("SC_OPEN_MAX"))
             sock = socket.socket(fileno=3)
-            child.prepare(self.cfg)
+            gid = uid if self.own_uids else self.cfg.task_gid
+            child.prepare(self.cfg, uid, gid, self.readable, own_uid=self.own_uids)
             child.serve(sock, self.cfg, max_tasks)
         finally:
             os._exit(child.EXIT_FENCE_FAILED)
@@ -110,13 +126,28 @@ class Zygote:
             if pid == 0:
                 return
             if pid in self.children:
-                self.children.discard(pid)
-                # Whatever the task left behind in its process group dies with it.
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                uid = self.children.pop(pid)
                 _send(self.ctl, _exit_report(pid, status))
+                self.clean_up_after(pid, uid)
+
+    def clean_up_after(self, pid: int, uid: int) -> None:
+        """Everything a finished task started dies, however it was forked; its files go."""
+        try:
+            os.killpg(pid, signal.SIGKILL)  # its process group
+        except (ProcessLookupError, PermissionError):
+            pass
+        if uid >= 0:
+            hardening.kill_all_of(uid)  # every process of its own uid, whatever its group
+            self.free_uids.append(uid)
+        # Descendants that left the group and lost their parent were adopted by us.
+        for orphan in hardening.own_children():
+            if orphan not in self.children:
+                try:
+                    os.kill(orphan, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.cfg.tasks_dir:
+            shutil.rmtree(os.path.join(self.cfg.tasks_dir, str(pid)), ignore_errors=True)
 
     def shutdown(self) -> None:
         for pid in list(self.children):
@@ -191,6 +222,8 @@ def main() -> None:
     if cfg.landlock_abi < 0:
         cfg = cfg.with_landlock_abi(hardening.landlock_abi())
     problem = _probe_task_user(cfg)
+    if problem is None and cfg.tasks_dir and not os.path.isdir(cfg.tasks_dir):
+        problem = "the task directory %s does not exist" % cfg.tasks_dir
     if problem:
         _send(ctl, {"op": "failed", "error": problem})
         return
