@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building pyrunner:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := withSharedN8N(m.Run)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
