@@ -13,16 +13,21 @@ func strPtr(s string) *string { return &s }
 
 // TimeoutError is the runner-side task timeout.
 func TimeoutError(timeout time.Duration) *TaskError {
-	secs := int(timeout.Round(time.Second) / time.Second)
-	unit := "seconds"
-	if secs == 1 {
-		unit = "second"
-	}
-	if timeout < time.Second {
-		// Below a second the official runner cannot be configured; say what happened.
+	if timeout < time.Second || timeout%time.Second != 0 {
+		// n8n's runner counts whole seconds; pyrunner's millisecond setting
+		// may not: say exactly what happened.
 		return &TaskError{Message: fmt.Sprintf("Task execution timed out after %s", timeout), Description: strPtr(""), Kind: KindTimeout}
 	}
-	return &TaskError{Message: fmt.Sprintf("Task execution timed out after %d %s", secs, unit), Description: strPtr(""), Kind: KindTimeout}
+	return &TaskError{Message: fmt.Sprintf("Task execution timed out after %s", plural(int(timeout/time.Second), "second")),
+		Description: strPtr(""), Kind: KindTimeout}
+}
+
+// plural is "1 second", "2 seconds", as n8n words it.
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // CancelledError is a task stopped because its caller cancelled it.
@@ -39,8 +44,13 @@ type exitStatus struct {
 }
 
 // crashError describes a task process that ended without sending a result.
-func crashError(st exitStatus) *TaskError {
+// cpuSeconds is the task's CPU time limit (0: none): the kernel ends a task
+// over it with SIGXCPU.
+func crashError(st exitStatus, cpuSeconds int) *TaskError {
 	switch {
+	case st.signal == syscall.SIGXCPU && cpuSeconds > 0:
+		return &TaskError{Message: fmt.Sprintf("Task exceeded the CPU time limit of %s (N8N_PYTHON_MAX_CPU_TIME)", plural(cpuSeconds, "second")),
+			Description: strPtr(""), Kind: KindCrashed}
 	case st.lost:
 		return &TaskError{Message: "Task process was lost: its zygote exited", Description: strPtr(""), Kind: KindCrashed}
 	case st.signal == syscall.SIGKILL:

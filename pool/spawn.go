@@ -87,7 +87,7 @@ func (e *SpawnExecutor) start() (*taskProcess, error) {
 	}()
 	pid := cmd.Process.Pid
 	return &taskProcess{
-		pid: pid, conn: conn, exited: exited,
+		pid: pid, conn: conn, exited: exited, cpuSeconds: e.opts.Spec.Config.CPUSeconds,
 		signal: func(sig syscall.Signal) error {
 			if err := syscall.Kill(-pid, sig); err == nil {
 				return nil

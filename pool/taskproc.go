@@ -32,6 +32,8 @@ type taskProcess struct {
 	signal func(sig syscall.Signal) error
 	// exited yields the exit status once, when the process has ended.
 	exited <-chan exitStatus
+	// cpuSeconds is its CPU time limit, to name it when it is hit.
+	cpuSeconds int
 }
 
 type frameOrErr struct {
@@ -97,7 +99,7 @@ func (p *taskProcess) ended() *TaskError {
 	p.conn.Close()
 	select {
 	case st := <-p.exited:
-		return crashError(st)
+		return crashError(st, p.cpuSeconds)
 	case <-time.After(exitWait):
 		// Still running with a broken channel: it cannot deliver anything.
 		p.stop()

@@ -48,9 +48,10 @@ func (s ProcessSpec) command(entry string) *exec.Cmd {
 // zygote is one Python process that forks task processes on request
 // (python/doc.go, "Zygote control socket").
 type zygote struct {
-	cmd    *exec.Cmd
-	ctl    *net.UnixConn
-	logger *slog.Logger
+	cmd        *exec.Cmd
+	ctl        *net.UnixConn
+	logger     *slog.Logger
+	cpuSeconds int
 
 	mu       sync.Mutex
 	nextID   int
@@ -124,7 +125,7 @@ func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
 		return nil, fmt.Errorf("zygote control socket: %w", err)
 	}
 	z := &zygote{
-		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger,
+		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds,
 		spawns: map[int]chan spawnReply{}, exits: map[int]chan exitStatus{},
 		dead: make(chan struct{}), waitDone: make(chan struct{}),
 	}
@@ -298,7 +299,7 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	}
 	pid := r.pid
 	return &taskProcess{
-		pid: pid, conn: conn, exited: r.exited,
+		pid: pid, conn: conn, exited: r.exited, cpuSeconds: z.cpuSeconds,
 		signal: func(sig syscall.Signal) error { return z.signal(pid, sig) },
 	}, nil
 }

@@ -55,7 +55,7 @@ type Config struct {
 	// Per-task limits.
 	MaxMemoryMB      envInt  `env:"N8N_PYTHON_MAX_MEMORY_MB, default=1024"`
 	MaxExecutionTime envInt  `env:"N8N_PYTHON_MAX_EXECUTION_TIME, default=0"` // ms; wins over N8N_RUNNERS_TASK_TIMEOUT
-	MaxCPUTime       envInt  `env:"N8N_PYTHON_MAX_CPU_TIME, default=0"`       // s; 0 follows the task timeout
+	MaxCPUTime       envInt  `env:"N8N_PYTHON_MAX_CPU_TIME, default=0"`       // s; 0: the task timeout + 1 s
 	MaxProcesses     envInt  `env:"N8N_PYTHON_MAX_PROCESSES, default=32"`
 	MaxOutputKB      envInt  `env:"N8N_PYTHON_MAX_OUTPUT_KB, default=1024"`
 	MaxResultMB      envInt  `env:"N8N_PYTHON_MAX_RESULT_MB, default=128"`
@@ -78,12 +78,14 @@ func (c *Config) taskTimeout() time.Duration {
 	return time.Duration(c.TaskTimeout) * time.Second
 }
 
-// cpuSeconds is N8N_PYTHON_MAX_CPU_TIME, or the task timeout rounded up.
+// cpuSeconds is N8N_PYTHON_MAX_CPU_TIME, or the task timeout rounded up
+// plus one second: a single-threaded task then always meets the wall-clock
+// timeout first, and the CPU limit stops code that burns several cores.
 func (c *Config) cpuSeconds() int {
 	if c.MaxCPUTime > 0 {
 		return int(c.MaxCPUTime)
 	}
-	return int((c.taskTimeout() + time.Second - 1) / time.Second)
+	return int((c.taskTimeout()+time.Second-1)/time.Second) + 1
 }
 
 // Durations in the units n8n's variables use (seconds).

@@ -143,7 +143,7 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 		cleanup()
 		return nil, nil, err
 	}
-	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir)
+	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir, "tasks", tasksDir)
 	return exec, cleanup, nil
 }
 

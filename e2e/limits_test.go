@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
+)
+
+var wildcard = map[string]string{"N8N_RUNNERS_STDLIB_ALLOW": "*", "N8N_RUNNERS_EXTERNAL_ALLOW": "*", "N8N_RUNNERS_BUILTINS_DENY": ""}
+
+func withEnv(base map[string]string, extra map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+func TestCPUTimeLimit(t *testing.T) {
+	b := startBroker(t, fakebroker.Options{})
+	startRegistered(t, b, map[string]string{"N8N_PYTHON_MAX_CPU_TIME": "1", "N8N_RUNNERS_TASK_TIMEOUT": "20"})
+	out := run(t, b, allItems("while True:\n    pass", nil))
+	if got := compact(t, out.Error); got != `{"message":"Task exceeded the CPU time limit of 1 second (N8N_PYTHON_MAX_CPU_TIME)","description":""}` {
+		t.Fatalf("error %s", got)
+	}
+}
+
+// hunter looks at every other process for a few seconds: may it signal
+// one, read its environ or its memory? It reports the pids it reached.
+const hunter = `
+import os, time
+me, reached, seen = os.getpid(), [], set()
+deadline = time.time() + 2
+while time.time() < deadline and not reached:
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        try:
+            if open('/proc/%d/comm' % pid).read().strip() != 'python3':
+                continue
+        except OSError:
+            continue
+        seen.add(pid)
+        for attempt in ('signal', 'environ', 'mem'):
+            try:
+                if attempt == 'signal':
+                    os.kill(pid, 0)
+                else:
+                    open('/proc/%d/%s' % (pid, attempt), 'rb').read(1)
+                reached.append([pid, attempt])
+            except OSError:
+                pass
+    time.sleep(0.05)
+return [{'json': {'reached': reached, 'seen': len(seen)}}]
+`
+
+// TestTasksCannotReachEachOther runs two tasks at once with every module
+// allowed: neither may signal, or read the environment or memory of, the
+// other, the zygote or any Python process but itself.
+func TestTasksCannotReachEachOther(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"own uids":   wildcard,
+		"shared uid": withEnv(wildcard, map[string]string{"N8N_PYTHON_TASK_UID": "65534"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if name == "shared uid" && os.Geteuid() != 0 {
+				t.Skip("tasks share pyrunner's user anyway when it is not root")
+			}
+			b := startBroker(t, fakebroker.Options{})
+			startRegistered(t, b, withEnv(env, map[string]string{"N8N_RUNNERS_MAX_CONCURRENCY": "2"}))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			reqs := []*fakebroker.Request{
+				b.Request(allItems(hunter, nil), fakebroker.RequestOptions{}),
+				b.Request(allItems(hunter, nil), fakebroker.RequestOptions{}),
+			}
+			for _, req := range reqs {
+				out, err := req.Wait(ctx)
+				if err != nil || !out.Done {
+					t.Fatalf("%v %s", err, out.Error)
+				}
+				var res []struct {
+					JSON struct {
+						Reached [][]any `json:"reached"`
+						Seen    int     `json:"seen"`
+					} `json:"json"`
+				}
+				if err := json.Unmarshal(out.Result, &res); err != nil || len(res) != 1 {
+					t.Fatalf("result %s", out.Result)
+				}
+				// At least the zygote and the other task were there to try.
+				if r := res[0].JSON; len(r.Reached) > 0 || r.Seen < 2 {
+					t.Errorf("reached %v of %d other Python processes", r.Reached, r.Seen)
+				}
+			}
+		})
+	}
+}
+
+// TestAnalysisIsOffTheBrokerPath: a 6 MB snippet that is slow to analyse
+// runs in its own process; meanwhile the runner serves other tasks and the
+// broker's pings.
+func TestAnalysisIsOffTheBrokerPath(t *testing.T) {
+	b := startBroker(t, fakebroker.Options{HeartbeatInterval: 300 * time.Millisecond})
+	startRegistered(t, b, map[string]string{"N8N_RUNNERS_MAX_CONCURRENCY": "2", "N8N_RUNNERS_TASK_TIMEOUT": "30"})
+	huge := "x = " + strings.Repeat("'a' + ", 1_000_000) + "'a'\nreturn [{'json': {'n': len(x)}}]"
+	if len(huge) < 6_000_000 {
+		t.Fatalf("snippet is only %d bytes", len(huge))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	slow := b.Request(allItems(huge, nil), fakebroker.RequestOptions{})
+	if _, err := slow.TaskID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quick := run(t, b, allItems("return [{'json': {'quick': True}}]", nil))
+	out, err := slow.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !quick.Done || quick.Completed.After(out.Completed) {
+		t.Fatalf("the quick task waited for the slow analysis: quick done=%v at %s, slow at %s", quick.Done, quick.Completed, out.Completed)
+	}
+	t.Logf("6 MB snippet: done=%v %s %s in %s", out.Done, tail(string(out.Result), 80), tail(string(out.Error), 200), out.Completed.Sub(out.SettingsSent))
+	for _, f := range b.Transcript() {
+		if f.Dir == fakebroker.DirWSClose {
+			t.Fatalf("connection closed: %s", f.Msg)
+		}
+	}
+}
+
+// TestTaskDirectoriesAreRemoved: every task's private directory is gone
+// once it is done.
+func TestTaskDirectoriesAreRemoved(t *testing.T) {
+	b := startBroker(t, fakebroker.Options{})
+	p := startRegistered(t, b, wildcard)
+	m := regexp.MustCompile(`tasks=(\S+)`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no tasks directory in the log:\n%s", p.out.String())
+	}
+	for range 5 {
+		out := run(t, b, allItems("import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x' * 1000)\nreturn [{'json': {'cwd': os.getcwd()}}]", nil))
+		var res []struct {
+			JSON struct{ Cwd string } `json:"json"`
+		}
+		if err := json.Unmarshal(out.Result, &res); err != nil || !strings.HasPrefix(res[0].JSON.Cwd, m[1]+"/") {
+			t.Fatalf("task cwd: %s %s", out.Result, out.Error)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		entries, err := os.ReadDir(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task directories left behind: %v", entries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
