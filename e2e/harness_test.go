@@ -71,8 +71,11 @@ type proc struct {
 	err    error
 }
 
+// unset, as a value in startRunner's env, removes that variable.
+const unset = "\x00unset"
+
 // startRunner starts pyrunner with the broker's URI and auth token and
-// env on top (a value of "" unsets that variable).
+// env on top.
 func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
 	t.Helper()
 	base := map[string]string{
@@ -84,6 +87,9 @@ func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *pro
 		"N8N_PYTHON_CACHE_DIR":                  cacheDir,
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL":        "DEBUG",
 		"N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT": "3",
+		// Lifecycle tests import what they need; the sandbox's own tests
+		// (escape_test.go) set the allowlists they test.
+		"N8N_RUNNERS_STDLIB_ALLOW": "*",
 		// The binary is built with -race: a race ends it (exit 66) and fails
 		// the test; and no 1 s sleep at exit, which would distort timings.
 		"GORACE": "halt_on_error=1 atexit_sleep_ms=0",
@@ -93,7 +99,7 @@ func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *pro
 	}
 	var list []string
 	for k, v := range base {
-		if v != "" {
+		if v != unset {
 			list = append(list, k+"="+v)
 		}
 	}

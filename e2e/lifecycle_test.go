@@ -101,7 +101,7 @@ func TestTaskTimeout(t *testing.T) {
 
 func TestDrainLetsRunningTaskFinish(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{DrainTimeout: 10 * time.Second})
-	p := startRegistered(t, b, map[string]string{"N8N_RUNNERS_AUTH_TOKEN": "", "N8N_RUNNERS_GRANT_TOKEN": b.MintGrant()})
+	p := startRegistered(t, b, map[string]string{"N8N_RUNNERS_AUTH_TOKEN": unset, "N8N_RUNNERS_GRANT_TOKEN": b.MintGrant()})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req := b.Request(allItems("import time\ntime.sleep(1)\nreturn [{'json': {'slept': True}}]", nil), fakebroker.RequestOptions{})
@@ -216,7 +216,7 @@ func TestBrokerRestartWithReauth(t *testing.T) {
 
 func TestGrantTokenRejectedIsFatal(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
-	p := startRunner(t, b, map[string]string{"N8N_RUNNERS_AUTH_TOKEN": "", "N8N_RUNNERS_GRANT_TOKEN": "not-a-grant"})
+	p := startRunner(t, b, map[string]string{"N8N_RUNNERS_AUTH_TOKEN": unset, "N8N_RUNNERS_GRANT_TOKEN": "not-a-grant"})
 	code, ok := p.exitCode(10 * time.Second)
 	if !ok || code == 0 {
 		t.Fatalf("exit = %d (exited %v), want non-zero", code, ok)
@@ -400,7 +400,7 @@ func TestHealthServer(t *testing.T) {
 func TestInvalidConfigListsEveryProblem(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
 	p := startRunner(t, b, map[string]string{
-		"N8N_RUNNERS_AUTH_TOKEN":      "",
+		"N8N_RUNNERS_AUTH_TOKEN":      unset,
 		"N8N_RUNNERS_MAX_CONCURRENCY": "five",
 		"N8N_RUNNERS_TASK_TIMEOUT":    "0",
 		"N8N_RUNNERS_STDLIB_ALLOW":    "json, *",

@@ -140,7 +140,7 @@ func TestAnalysisIsOffTheBrokerPath(t *testing.T) {
 }
 
 // TestTaskDirectoriesAreRemoved: every task's private directory is gone
-// once it is done.
+// once it is done (processes waiting ready have theirs already).
 func TestTaskDirectoriesAreRemoved(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
 	p := startRegistered(t, b, wildcard)
@@ -148,6 +148,7 @@ func TestTaskDirectoriesAreRemoved(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no tasks directory in the log:\n%s", p.out.String())
 	}
+	var used []string
 	for range 5 {
 		out := run(t, b, allItems("import os\nos.makedirs('a/b')\nopen('a/b/f', 'w').write('x' * 1000)\nreturn [{'json': {'cwd': os.getcwd()}}]", nil))
 		var res []struct {
@@ -156,19 +157,18 @@ func TestTaskDirectoriesAreRemoved(t *testing.T) {
 		if err := json.Unmarshal(out.Result, &res); err != nil || !strings.HasPrefix(res[0].JSON.Cwd, m[1]+"/") {
 			t.Fatalf("task cwd: %s %s", out.Result, out.Error)
 		}
+		used = append(used, res[0].JSON.Cwd)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		entries, err := os.ReadDir(m[1])
-		if err != nil {
-			t.Fatal(err)
+	for _, dir := range used {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task directory %s left behind", dir)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if len(entries) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task directories left behind: %v", entries)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -59,7 +59,7 @@ return [{'json': {'found': found, 'readable': counts['readable'], 'denied': coun
 // and, where the kernel has Landlock, as root too: then the Landlock
 // domain alone must keep them out.
 func TestSecretsUnreachableFromTasks(t *testing.T) {
-	users := map[string]string{"default task user": ""}
+	users := map[string]string{"default task user": unset}
 	if os.Geteuid() == 0 && landlockAvailable() {
 		users["root task user, Landlock only"] = "0"
 	}
@@ -69,9 +69,11 @@ func TestSecretsUnreachableFromTasks(t *testing.T) {
 			b := startBroker(t, fakebroker.Options{AuthToken: authToken})
 			grant := b.MintGrant() // never used, but present in the environment
 			p := startRegistered(t, b, map[string]string{
-				"N8N_RUNNERS_AUTH_TOKEN":  authToken,
-				"N8N_RUNNERS_GRANT_TOKEN": grant,
-				"N8N_PYTHON_TASK_UID":     uid,
+				"N8N_RUNNERS_STDLIB_ALLOW":  "*",
+				"N8N_RUNNERS_BUILTINS_DENY": "",
+				"N8N_RUNNERS_AUTH_TOKEN":    authToken,
+				"N8N_RUNNERS_GRANT_TOKEN":   grant,
+				"N8N_PYTHON_TASK_UID":       uid,
 			})
 			// The runner's own initial environment holds neither token.
 			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))

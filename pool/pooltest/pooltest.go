@@ -56,7 +56,9 @@ func Spec(t testing.TB) pool.ProcessSpec {
 		Executable: in.Executable,
 		RuntimeDir: dir,
 		Env:        []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
-		Config:     python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1},
+		// Every module allowed: these tests are about processes, not the sandbox.
+		Config: python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1,
+			StdlibAllow: []string{"*"}, ExternalAllow: []string{"*"}},
 	}
 }
 

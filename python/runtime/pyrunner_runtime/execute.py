@@ -90,8 +90,9 @@ def _compile(code: str, filename: str, cfg):
 
 
 def _execute(compiled, filename: str, settings: dict, cfg, capture: PrintCapture, stderr: StderrCapture) -> dict:
-    print_fn = capture.print
-    user_builtins = sandbox.make_builtins(cfg, print_fn)
+    user_builtins = sandbox.make_builtins(cfg, capture.print)
+    # The hardened print (reference §12.4 item 5), writing to this task's capture.
+    print_fn = sandbox.task_print(cfg)
     items = settings["items"]
     try:
         if filename == ALL_ITEMS_FILENAME:

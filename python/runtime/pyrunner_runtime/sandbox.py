@@ -1,42 +1,110 @@
-"""The seam for the security sandbox (reference §12). It ENFORCES NOTHING yet.
+"""The Python-level sandbox: n8n's security model, reproduced (reference §12).
 
-Today user code can import anything, call every builtin and read any attribute.
-What keeps secrets away from it is the process boundary: the task process runs
-with its own environment and file descriptors, apart from the Go runner and its
-credentials. A later change fills these hooks in with n8n's static analysis
-(§12.3), restricted builtins and import guard (§12.4), and the format guard;
-execute.run_task already calls each one at the point where it takes effect:
+What execute.run_task calls, in order, for every task:
 
-    check(tree, code, cfg)       on the raw user code, before anything runs
-    rewrite(tree, cfg)           on the user's module, before it is wrapped and compiled
-    make_builtins(cfg, print_fn) once per task, for the user code's __builtins__
+    check(tree, code, cfg)       violations in the raw user code ("Line <n>: <text>"), §12.3
+    rewrite(tree, cfg)           the format guard (and, before 3.13, import statements), §12.4
+    make_builtins(cfg, print_fn) the read-only __builtins__ of the task, §12.4 item 3
+    task_print(cfg)              the hardened print to put in the task's globals
 
-A rewrite that adds AST nodes must give them locations (ast.copy_location or
-ast.fix_missing_locations): run_task only locates the nodes it adds itself.
+and what the task process calls once, before its first task:
+
+    prepare_process(cfg)         prunes sys.modules, guards importlib, builds the builtins
+
+The zygote may call prepare_zygote(cfg) before it forks, so that each task process inherits
+the built builtins instead of building them (it changes nothing process-wide).
+
+Run-time violations raise SecurityViolationError, whose str() is the message and whose
+description is the detail; execute.run_task reports both as they are.
+
+These checks are one layer. What keeps secrets out of reach is the task process's own
+boundary (its environment, file descriptors, user and Landlock domain: hardening.py).
 """
 
 import ast
-import builtins
+import importlib
 
-_BUILTINS = vars(builtins)
+from . import sandbox_analysis, sandbox_builtins, sandbox_imports, sandbox_rewrite
+from .sandbox_builtins import harden
+from .sandbox_callables import HardenedCallable, SecurityViolationError
+from .sandbox_rules import policy_for
+
+__all__ = ["check", "rewrite", "make_builtins", "task_print", "prepare_process", "prepare_zygote",
+           "SecurityViolationError"]
+
+# The tree check() last analysed without violations, and its rewrite sites, so rewrite()
+# can use them instead of walking again: run_task calls the two in a row on one tree.
+_pending = (None, None)
 
 
 def check(tree: ast.Module, code: str, cfg) -> list:
-    """Violations in the raw user code, each as "Line <n>: <text>" (§12.3). None yet."""
+    """Violations in the raw user code, each "Line <n>: <text>", in n8n's order (§12.3).
+
+    With both allowlists "*" nothing is checked (as in n8n); the rewrite's sites are still
+    found. Verdicts are cached per sha256(code) and allowlists, LRU of 500.
+    """
+    global _pending
+    policy = policy_for(cfg)
+    key = sandbox_analysis.cache_key(code, policy)
+    verdict = sandbox_analysis.cached(key)
+    if verdict is None:
+        verdict = sandbox_analysis.analyze(tree, len(code), None if policy.skip_static else policy)
+        sandbox_analysis.remember(key, verdict)
+    if verdict.violations:
+        _pending = (None, None)
+        return list(verdict.violations)
+    _pending = (tree, verdict)
     return []
 
 
 def rewrite(tree: ast.Module, cfg) -> ast.Module:
-    """The user's module as it should be compiled (the format guard goes here). Identity now."""
-    return tree
+    """tree with its .format-style calls (and, before 3.13, import statements) guarded.
+
+    Treat the result as read-only: before 3.13 the nodes that replace import statements are
+    shared with earlier trees of the same code (compile() never changes a tree).
+    """
+    global _pending
+    pending_tree, verdict = _pending
+    _pending = (None, None)
+    if pending_tree is not tree:
+        return sandbox_rewrite.apply(tree, None)  # not the tree check() saw: find the sites
+    if verdict.sites == ():
+        return tree
+    return sandbox_rewrite.apply(tree, verdict.sites, verdict.built)
 
 
-def make_builtins(cfg, print_fn) -> dict:
-    """The __builtins__ mapping for one task: every builtin, with print capturing."""
-    b = _BUILTINS.copy()
-    b["print"] = print_fn
-    return b
+def make_builtins(cfg, print_fn):
+    """The task's __builtins__: read-only, not a dict, cfg.builtins_deny removed, guarded __import__."""
+    return sandbox_builtins.make_builtins(cfg, print_fn)
+
+
+def task_print(cfg) -> HardenedCallable:
+    """The hardened print for the task's globals; it writes to the last make_builtins' print_fn."""
+    return sandbox_builtins.task_print(cfg)
 
 
 def prepare_process(cfg) -> None:
-    """Once per task process, before its first task: nothing yet (see the module docstring)."""
+    """Hardens the task process once, before its first task (§12.4 items 2 and 4).
+
+    Prunes sys.modules to what the allowlists allow, puts importlib.import_module and
+    importlib.__import__ behind the import guard (trusting package callers when
+    cfg.allow_transitive_imports, §12.6) and builds the builtins so the first task pays
+    nothing for them. Idempotent. N8N_BLOCK_RUNNER_ENV_ACCESS is child.prepare's: it
+    clears os.environ before this runs.
+    """
+    policy = policy_for(cfg)
+    sandbox_imports.prune_modules(policy)
+    if not isinstance(importlib.import_module, HardenedCallable):
+        trust = bool(cfg.allow_transitive_imports)
+        importlib.import_module = harden(
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORT_MODULE, True, trust),
+            "<built-in function import_module>")
+        importlib.__import__ = harden(
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust),
+            "<built-in function __import__>")
+    sandbox_builtins.prepare(cfg)
+
+
+def prepare_zygote(cfg) -> None:
+    """Builds cfg's builtins ahead of the forks; optional, and safe in a process that runs no task."""
+    sandbox_builtins.prepare(cfg)

@@ -9,7 +9,8 @@ from pyrunner_runtime import execute, sandbox
 from pyrunner_runtime.config import Config
 from pyrunner_runtime.execute import MAX_STACK_CHARS, run_task
 
-CFG = Config()
+# Semantics, not security: every module and builtin allowed (the sandbox has its own tests).
+CFG = Config(stdlib_allow=("*",), external_allow=("*",), builtins_deny=())
 
 
 def run(code, mode="all", items=None, cfg=CFG, **extra):
@@ -382,9 +383,8 @@ class SandboxSeamTest(unittest.TestCase):
         real = sandbox.make_builtins
 
         def make_builtins(cfg, print_fn):
-            b = real(cfg, print_fn)
-            b["extra_builtin"] = 7
-            return b
+            # The sandbox's mapping is read-only: extend a copy.
+            return {**dict(real(cfg, print_fn)), "extra_builtin": 7}
 
         with mock.patch.object(sandbox, "make_builtins", side_effect=make_builtins):
             self.assertEqual(result_of(self, run("return extra_builtin")), 7)

@@ -16,8 +16,11 @@ from pyrunner_runtime.printing import (
     format_print_arg,
 )
 
+# Semantics, not security: every module and builtin allowed (the sandbox has its own tests).
+OPEN = dict(stdlib_allow=("*",), external_allow=("*",), builtins_deny=())
 
-def printed(code, cfg=Config()):
+
+def printed(code, cfg=Config(**OPEN)):
     """The print_args of running code in all-items mode; the code must succeed."""
     msg = run_task({"code": code, "nodeMode": "runOnceForAllItems", "items": []}, cfg)
     assert msg["op"] == "result", msg
@@ -99,7 +102,7 @@ class PrintInUserCodeTest(unittest.TestCase):
             "print('Hello, World!')\nprint(42)\nprint(3.14)\nprint(True)\nprint(None)\n"
             "print('Multiple', 'args', 123, False)\nreturn [{'json': {'ok': 1}}]"
         )
-        msg = run_task({"code": code, "nodeMode": "runOnceForAllItems", "items": []}, Config())
+        msg = run_task({"code": code, "nodeMode": "runOnceForAllItems", "items": []}, Config(**OPEN))
         self.assertEqual(msg["result"], [{"json": {"ok": 1}}])
         self.assertEqual(
             msg["print_args"],
@@ -135,7 +138,7 @@ print(lambda: 1)
 
     def test_per_item_prints_accumulate_in_order(self):
         msg = run_task({"code": "print(_item['json']['i'])", "nodeMode": "runOnceForEachItem",
-                        "items": [{"json": {"i": 1}}, {"json": {"i": 2}}]}, Config())
+                        "items": [{"json": {"i": 1}}, {"json": {"i": 2}}]}, Config(**OPEN))
         self.assertEqual(msg["print_args"], [["1"], ["2"]])
 
     def test_hundred_call_limit_and_truncation_entry(self):
@@ -150,12 +153,12 @@ print(lambda: 1)
         self.assertEqual(out[-1], ["99"])
 
     def test_limit_comes_from_config(self):
-        out = printed("for i in range(5):\n    print(i)", Config(max_prints=2))
+        out = printed("for i in range(5):\n    print(i)", Config(max_prints=2, **OPEN))
         self.assertEqual(out, [["0"], ["1"], ["[Output truncated - 3 more print statements]"]])
 
     def test_print_to_stderr_is_not_captured(self):
         msg = run_task({"code": "import sys\nprint('to stderr', file=sys.stderr)\nprint('to stdout', file=sys.stdout)\n"
-                                "raise ValueError('x')", "nodeMode": "runOnceForAllItems", "items": []}, Config())
+                                "raise ValueError('x')", "nodeMode": "runOnceForAllItems", "items": []}, Config(**OPEN))
         self.assertEqual(msg["print_args"], [["'to stdout'"]])
         self.assertEqual(msg["error"]["description"], "to stderr\n")
 

@@ -1,0 +1,104 @@
+"""The user code's __builtins__: a read-only mapping that is not a dict (reference §12.4 item 3).
+
+Why this shape. exec() accepts any mapping as globals["__builtins__"], and name lookups
+fall back to its __getitem__ when it is not a dict, on 3.10-3.13. Two things need more:
+up to 3.12 the IMPORT_NAME opcode fetches __import__ with a dict-only call (SystemError on
+anything else; sandbox_rewrite turns import statements into calls there), and C code that
+imports (PyImport_Import: datetime.strptime, time.strptime) reads __import__ as an
+attribute of a non-dict mapping. A dict (or a dict subclass: dict.__setitem__ bypasses any
+override) and a module (object.__setattr__ writes its __dict__) can both be changed, so
+the mapping is an instance of a class whose lookup methods are bound methods of a
+types.MappingProxyType: C-speed lookups, and nothing in the instance to write to.
+
+Cost: the class and proxy are built once per configuration; a task gets a new, empty
+instance (so a __class__ swap made by one task never reaches the next) and points the
+shared hardened print at its own capture.
+"""
+
+import builtins
+from types import MappingProxyType
+
+from .sandbox_callables import HardenedCallable, ReadOnlyBuiltins
+from .sandbox_format import safe_format
+from .sandbox_imports import ORIGINAL_IMPORT, StatementImport, Guard
+from .sandbox_rules import SAFE_FORMAT_NAME, SAFE_IMPORT_NAME, policy_for
+
+# Builtins that are importers themselves (BuiltinImporter, its ModuleSpec): never exposed.
+# n8n keeps them and relies on the static analysis rejecting the names.
+_NEVER_EXPOSED = frozenset({"__loader__", "__spec__"})
+
+
+def harden(impl, text: str) -> HardenedCallable:
+    """impl behind a HardenedCallable whose repr() is text."""
+    wrapper = object.__new__(HardenedCallable)
+    object.__setattr__(wrapper, "_impl", impl)
+    object.__setattr__(wrapper, "_repr", text)
+    return wrapper
+
+
+def _print_not_ready(*args, **kwargs):
+    raise RuntimeError("print() used outside a task")
+
+
+class _Built:
+    __slots__ = ("mapping_class", "print")
+
+    def __init__(self, cfg):
+        policy = policy_for(cfg)
+        deny = frozenset(cfg.builtins_deny or ())
+        names = {k: v for k, v in vars(builtins).items() if k not in deny and k not in _NEVER_EXPOSED}
+        guard = Guard(policy, ORIGINAL_IMPORT, module_style=False, trust_packages=False)
+        names["__import__"] = harden(guard, "<built-in function __import__>")
+        names[SAFE_FORMAT_NAME] = harden(safe_format, "<built-in function format>")
+        names[SAFE_IMPORT_NAME] = harden(StatementImport(guard), "<built-in function __import__>")
+        self.print = harden(_print_not_ready, "<built-in function print>")
+        if "print" not in deny:
+            names["print"] = self.print
+        proxy = MappingProxyType(names)
+        self.mapping_class = type("builtins", (ReadOnlyBuiltins,), {
+            "__slots__": (),
+            "__module__": "builtins",
+            # Bound methods of the proxy, not functions: stored on the class they are used
+            # as they are (no binding), and they run in C.
+            "__getitem__": proxy.__getitem__,
+            "__contains__": proxy.__contains__,
+            "__iter__": proxy.__iter__,
+            "__len__": proxy.__len__,
+            "get": proxy.get,
+            "keys": proxy.keys,
+            "values": proxy.values,
+            "items": proxy.items,
+            "copy": proxy.copy,
+        })
+
+
+_built = {}
+_last = (None, None)  # (cfg, _Built) of the last call: one configuration per task process
+
+
+def _for(cfg) -> _Built:
+    global _last
+    if _last[0] is cfg:
+        return _last[1]
+    key = (tuple(cfg.builtins_deny or ()), cfg.stdlib_allow, cfg.external_allow)
+    built = _built.get(key)
+    if built is None:
+        built = _built[key] = _Built(cfg)
+    _last = (cfg, built)
+    return built
+
+
+def make_builtins(cfg, print_fn) -> ReadOnlyBuiltins:
+    """The __builtins__ of one task: cfg's builtins less its deny list, print capturing to print_fn."""
+    built = _for(cfg)
+    object.__setattr__(built.print, "_impl", print_fn)
+    return object.__new__(built.mapping_class)
+
+
+def task_print(cfg) -> HardenedCallable:
+    """The hardened print of cfg's builtins, writing to the print_fn of the last make_builtins."""
+    return _for(cfg).print
+
+
+def prepare(cfg) -> None:
+    _for(cfg)

@@ -1,0 +1,210 @@
+"""The run-time import guard and the task process's module table (reference §12.4 items 2-4, §12.6).
+
+One Guard sits behind each import entry point user code can reach: the __import__ of its
+builtins, importlib.import_module and importlib.__import__. It checks the allowlists again
+at run time and resolves package-relative imports against their anchor package first.
+Package code's own import statements use the real builtins and are never checked (as in
+n8n): what a package imports for itself is the package's business.
+"""
+
+import builtins
+import importlib
+import sys
+from importlib.util import resolve_name
+from operator import index as _exact_int
+from types import ModuleType
+
+from .sandbox_callables import SecurityViolationError
+from .sandbox_rules import (
+    ERROR_EXTERNAL_DISALLOWED,
+    ERROR_RELATIVE_IMPORT,
+    INTERNAL_MODULES,
+    RUNTIME_IMPORT_MESSAGE,
+    USER_FILENAMES,
+)
+
+ORIGINAL_IMPORT = builtins.__import__
+ORIGINAL_IMPORT_MODULE = importlib.import_module
+ORIGINAL_IMPORTLIB_IMPORT = importlib.__import__
+
+_getframe = sys._getframe
+_exact_str = str.__str__  # a str subclass's exact copy, without calling any override
+_modules = sys.modules
+
+
+class Guard:
+    """An import entry point behind the allowlists.
+
+    module_style: the import_module(name, package=None) signature, else __import__'s.
+    trust_packages: N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS for the importlib entry points:
+    a call whose caller is not user code (not one of the two virtual file names) is let
+    through unchecked. The builtins' __import__ never trusts: only user code sees it.
+    """
+
+    __slots__ = ("policy", "original", "module_style", "trust_packages")
+
+    def __init__(self, policy, original, module_style: bool, trust_packages: bool):
+        self.policy = policy
+        self.original = original
+        self.module_style = module_style
+        self.trust_packages = trust_packages
+
+    def __call__(self, *args, **kwargs):
+        # Frames: 0 this, 1 HardenedCallable.__call__, 2 whoever called the entry point.
+        if self.trust_packages and not _called_by_user_code(2):
+            return self.original(*args, **kwargs)
+        if self.module_style:
+            return self.import_module(*args, **kwargs)
+        return self.dunder_import(*args, **kwargs)
+
+    def dunder_import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        # Exact str and int copies: the import machinery calls methods of what it is given
+        # (startswith, rpartition, __getitem__, __format__), which a subclass could override.
+        name = _exact_name(name)
+        level = _exact_int(level)
+        if fromlist:
+            fromlist = tuple(_exact_str(item) for item in fromlist)
+        if level == 0:
+            self.require(name)
+            return self.original(name, globals, locals, fromlist, 0)
+        if level < 0:
+            return self.original(name, globals, locals, fromlist, level)  # ValueError
+        anchor = dict.get(globals, "__package__") if isinstance(globals, dict) else None
+        target = _resolve_relative(name, anchor, level)
+        self.require(target)
+        # The import machinery reads the anchor again: give it the checked copy only.
+        return self.original(name, {"__package__": _exact_str(anchor)}, locals, fromlist, level)
+
+    def import_module(self, name, package=None):
+        name = _exact_name(name)
+        if not name.startswith("."):
+            self.require(name)
+            return self.original(name)
+        level = len(name) - len(name.lstrip("."))
+        target = _resolve_relative(name[level:], package, level)
+        self.require(target)
+        return self.original(name, _exact_str(package))
+
+    def require(self, module_path: str) -> None:
+        error = self.policy.import_error(module_path)
+        if error is None and module_path.partition(".")[0] in INTERNAL_MODULES:
+            error = ERROR_EXTERNAL_DISALLOWED.format(module=module_path, allowed=self.policy.external_text)
+        if error is not None:
+            raise SecurityViolationError(RUNTIME_IMPORT_MESSAGE, error)
+
+
+def _exact_name(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError("module name must be str, not " + type(name).__name__)
+    return _exact_str(name)  # TypeError for an object that only claims to be a str
+
+
+def _called_by_user_code(depth: int) -> bool:
+    try:
+        frame = _getframe(depth + 1)
+    except ValueError:
+        return True  # no caller to inspect: treat it as user code
+    return frame.f_code.co_filename in USER_FILENAMES
+
+
+def _resolve_relative(name: str, anchor, level: int) -> str:
+    """The absolute name of a relative import; no usable anchor, or beyond the top: blocked."""
+    if not isinstance(anchor, str) or not anchor or level > anchor.count(".") + 1:
+        raise SecurityViolationError(RUNTIME_IMPORT_MESSAGE, ERROR_RELATIVE_IMPORT)
+    try:
+        return resolve_name("." * level + name, _exact_str(anchor))
+    except (ImportError, ValueError):
+        raise SecurityViolationError(RUNTIME_IMPORT_MESSAGE, ERROR_RELATIVE_IMPORT) from None
+
+
+class StatementImport:
+    """What the rewritten import statements call on Python < 3.13 (sandbox_rewrite).
+
+    Imports through the builtins' guard exactly as IMPORT_NAME would call __import__, then
+    binds what IMPORT_FROM would: returns the values of the statement's targets, in order.
+    """
+
+    __slots__ = ("guard",)
+
+    def __init__(self, guard: Guard):
+        self.guard = guard
+
+    def __call__(self, module, names, level):
+        # Frames: 0 this, 1 HardenedCallable.__call__, 2 the user's import statement.
+        user_globals = _getframe(2).f_globals
+        dunder_import = self.guard.dunder_import
+        if module is None:  # import a.b, c.d as e
+            values = []
+            for dotted, bind_leaf in names:
+                value = dunder_import(dotted, user_globals, None, None, 0)
+                if bind_leaf:
+                    for part in dotted.split(".")[1:]:
+                        value = import_from(value, part)
+                values.append(value)
+            return values
+        parent = dunder_import(module, user_globals, None, names, level)
+        return [import_from(parent, name) for name in names]
+
+
+def import_from(module, name: str):
+    """CPython's IMPORT_FROM (3.10-3.12): an attribute, else the submodule in sys.modules."""
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        pass
+    try:
+        package = module.__name__
+    except AttributeError:
+        package = None
+    if isinstance(package, str):
+        found = _modules.get(package + "." + name)
+        if found is not None:
+            return found
+    else:
+        package = None
+    path = None
+    if isinstance(module, ModuleType):
+        path = module.__dict__.get("__file__")
+        path = path if isinstance(path, str) else None
+    where = path or "unknown location"
+    if package is None:
+        raise ImportError("cannot import name %r from '<unknown module name>' (unknown location)" % (name,))
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and getattr(spec, "_initializing", False):
+        message = "cannot import name %r from partially initialized module %r (most likely due to a circular import) (%s)"
+    else:
+        message = "cannot import name %r from %r (%s)"
+    raise ImportError(message % (name, package, where), name=package, path=path)
+
+
+# Always kept in sys.modules (reference §12.4 item 2), with their submodules.
+_ALWAYS_KEPT = frozenset({"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "importlib.machinery"})
+
+
+def prune_modules(policy) -> None:
+    """Drops from sys.modules everything user code may not import (§12.4 item 2).
+
+    Kept: _ALWAYS_KEPT, the stdlib allowlist (every stdlib module for "*"), the external
+    allowlist (every loaded non-stdlib module for "*"), and their submodules; never
+    pyrunner_runtime, whose modules keep their own references and need no entry.
+    """
+    stdlib = sys.stdlib_module_names
+    keep = set(_ALWAYS_KEPT)
+    keep.update(stdlib if policy.stdlib_all else policy.stdlib)
+    if policy.external_all:
+        keep.update(name for name in _modules if name.partition(".")[0] not in stdlib)
+    else:
+        keep.update(policy.external)
+    keep.discard("pyrunner_runtime")
+    for name in list(_modules):
+        if name.partition(".")[0] == "pyrunner_runtime" or not _kept(name, keep):
+            del _modules[name]
+
+
+def _kept(name: str, keep) -> bool:
+    while True:
+        if name in keep:
+            return True
+        name, dot, _ = name.rpartition(".")
+        if not dot:
+            return False
