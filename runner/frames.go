@@ -13,11 +13,11 @@ import (
 // handleFrame acts on one frame from the broker. Nothing a broker sends
 // crashes the runner: a malformed frame is logged, and answered when it
 // names a task that is waiting for an answer.
-func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer, frame []byte) {
-	m, err := broker.Decode(frame)
-	if err != nil {
-		r.log.Warn(fmt.Sprintf("Malformed message from broker: %v", err), "frame", truncate(frame, 200))
-		r.answerMalformed(s, m, err)
+func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer, ev frameIn) {
+	m := ev.msg
+	if ev.err != nil {
+		r.log.Warn(fmt.Sprintf("Malformed message from broker: %v", ev.err), "frame", ev.excerpt)
+		r.answerMalformed(s, m, ev.err)
 		return
 	}
 	switch m.Type {
@@ -32,7 +32,7 @@ func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer,
 	case broker.TypeTaskOfferAccept:
 		r.accept(s, idle, m.TaskID, m.OfferID)
 	case broker.TypeTaskSettings:
-		r.start(ctx, s, m)
+		r.start(ctx, s, m, ev.settings, ev.settingsErr)
 	case broker.TypeTaskCancel:
 		r.cancel(s, m.TaskID)
 	case broker.TypeDrain:
@@ -124,7 +124,7 @@ func (r *Runner) cancel(s *loopState, taskID string) {
 
 // start handles broker:tasksettings: checks the settings and hands the
 // task to the executor.
-func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message) {
+func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message, set settings, err error) {
 	t, ok := s.tasks[m.TaskID]
 	if !ok {
 		r.log.Warn(fmt.Sprintf("Received settings for unknown task: %s. Discarding message.", m.TaskID))
@@ -134,7 +134,6 @@ func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message) {
 		r.log.Warn(fmt.Sprintf("Received settings for task %s that is already running. Discarding message.", m.TaskID))
 		return
 	}
-	set, err := parseSettings(m.Settings)
 	if err != nil {
 		// n8n's runner only logs this and the task hangs until the
 		// broker's timeout; the workflow deserves to know now.

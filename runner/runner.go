@@ -160,7 +160,17 @@ func (r *Runner) serve(ctx context.Context, conn *broker.Conn) error {
 				r.post(connClosed{conn: conn, err: err})
 				return
 			}
-			r.post(frameIn{conn: conn, frame: frame})
+			// Decoded here, not in the loop: a 10 MB settings frame must not
+			// hold up timers and other tasks.
+			m, err := broker.Decode(frame)
+			ev := frameIn{conn: conn, msg: m, err: err}
+			switch {
+			case err != nil:
+				ev.excerpt = truncate(frame, 200)
+			case m.Type == broker.TypeTaskSettings:
+				ev.settings, ev.settingsErr = parseSettings(m.Settings)
+			}
+			r.post(ev)
 		}
 	}()
 	select {
@@ -177,8 +187,14 @@ type connOpened struct {
 }
 
 type frameIn struct {
-	conn  *broker.Conn
-	frame []byte
+	conn    *broker.Conn
+	msg     broker.Message
+	err     error  // the frame did not decode (broker.ErrMalformed)
+	excerpt string // of a frame that did not decode, for the log
+	// For broker:tasksettings: what the runner reads of the settings, or
+	// what is wrong with them.
+	settings    settings
+	settingsErr error
 }
 
 type connClosed struct {
