@@ -35,6 +35,25 @@ func CancelledError() *TaskError {
 	return &TaskError{Message: "Task was cancelled", Kind: KindCancelled}
 }
 
+// processExit is a task process's end, announced once to any number of
+// watchers: done is closed after status is set.
+type processExit struct {
+	done   chan struct{}
+	status exitStatus
+}
+
+func newProcessExit() *processExit { return &processExit{done: make(chan struct{})} }
+
+// set records the end; only the first call counts.
+func (e *processExit) set(st exitStatus) {
+	select {
+	case <-e.done:
+	default:
+		e.status = st
+		close(e.done)
+	}
+}
+
 // exitStatus is how a task process ended, as its parent saw it.
 type exitStatus struct {
 	code   int

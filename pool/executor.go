@@ -3,23 +3,53 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 )
 
-// Options configure a ZygoteExecutor.
+// Options configure a ZygoteExecutor. Zero values take the defaults noted.
 type Options struct {
 	Spec ProcessSpec
-	// MaxWorkers bounds the tasks running at once.
+	// MaxWorkers bounds task processes, ready and running together
+	// (N8N_PYTHON_POOL_MAX_WORKERS, default 8).
 	MaxWorkers int
+	// MinWorkers is how many ready processes (isolated) or live workers
+	// (reuse) are kept however quiet it gets (N8N_PYTHON_POOL_MIN_WORKERS,
+	// default 2).
+	MinWorkers int
+	// MaxIdleTime: ready processes beyond MinWorkers that have waited this
+	// long are retired (N8N_PYTHON_POOL_MAX_IDLE_TIME, default 5 min).
+	MaxIdleTime time.Duration
+	// Reuse runs many tasks in each worker, MaxExecutions each, instead of
+	// one process per task (N8N_PYTHON_ISOLATION=reuse). Tasks then share
+	// interpreter state.
+	Reuse         bool
+	MaxExecutions int // default 100
+	// WaitTimeout bounds how long a task waits for a process when none can
+	// be started (N8N_PYTHON_POOL_STARTUP_TIMEOUT, default 30 s).
+	WaitTimeout time.Duration
 	// MaxPayload bounds a task process's reply frame (N8N_RUNNERS_MAX_PAYLOAD).
 	MaxPayload int
 }
 
 func (o Options) withDefaults() Options {
 	if o.MaxWorkers <= 0 {
-		o.MaxWorkers = 1
+		o.MaxWorkers = 8
+	}
+	if o.MinWorkers < 0 {
+		o.MinWorkers = 0
+	}
+	o.MinWorkers = min(o.MinWorkers, o.MaxWorkers)
+	if o.MaxIdleTime <= 0 {
+		o.MaxIdleTime = 5 * time.Minute
+	}
+	if o.MaxExecutions <= 0 {
+		o.MaxExecutions = 100
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = 30 * time.Second
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = 1 << 30
@@ -30,10 +60,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ZygoteExecutor runs each task in a fresh process forked from a zygote
-// that has already imported the runtime: per-task isolation without an
-// interpreter start per task. A zygote that dies is replaced; only the
-// tasks it was running fail.
+// ZygoteExecutor runs tasks in processes forked from a zygote that has
+// already imported the runtime and the preloaded modules. In the default
+// isolated mode each task gets a fresh process that was forked and fenced
+// in before the task arrived, and that exits after it; in reuse mode a
+// worker serves up to MaxExecutions tasks. A zygote that dies is replaced
+// and only the tasks it was running fail.
 type ZygoteExecutor struct {
 	opts   Options
 	logger *slog.Logger
@@ -46,6 +78,8 @@ type ZygoteExecutor struct {
 	supervising bool
 	stop        chan struct{}
 	done        chan struct{}
+
+	workers workers
 }
 
 var _ Executor = (*ZygoteExecutor)(nil)
@@ -56,14 +90,16 @@ var ErrClosed = errors.New("executor closed")
 // NewZygoteExecutor returns an executor that is not started yet.
 func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 	opts = opts.withDefaults()
-	return &ZygoteExecutor{
+	e := &ZygoteExecutor{
 		opts: opts, logger: opts.Spec.Logger,
 		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	e.workers.init(e)
+	return e
 }
 
-// Start starts the first zygote and the supervisor that replaces it when it
-// dies.
+// Start starts the first zygote, the supervisor that replaces it when it
+// dies, and the maintainer that keeps processes ready.
 func (e *ZygoteExecutor) Start(ctx context.Context) error {
 	z, err := startZygote(ctx, e.opts.Spec)
 	if err != nil {
@@ -80,6 +116,7 @@ func (e *ZygoteExecutor) Start(ctx context.Context) error {
 	close(e.ready)
 	e.mu.Unlock()
 	go e.supervise(z)
+	go e.workers.maintain(e.stop)
 	return nil
 }
 
@@ -119,6 +156,7 @@ func (e *ZygoteExecutor) supervise(z *zygote) {
 				e.current = z
 				close(e.ready)
 				e.mu.Unlock()
+				e.workers.wake()
 				break
 			}
 			e.logger.Error("Python zygote failed to start", "error", err, "retry_in", backoff)
@@ -173,26 +211,30 @@ func (e *ZygoteExecutor) zygote(ctx context.Context) (*zygote, error) {
 	}
 }
 
-// Run forks a task process, hands it t and returns its result.
+// Run takes a ready process (waiting, by priority, when none is), hands it
+// t and returns its result.
 func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
-	z, err := e.zygote(ctx)
+	w, err := e.workers.acquire(ctx, t.Priority)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{Err: CancelledError()}
 		}
-		return Result{Err: internalError("Python worker pool unavailable: %v", err)}
+		return Result{Err: internalError("%v", err)}
 	}
-	proc, err := z.spawn(ctx, 1)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Result{Err: CancelledError()}
-		}
-		return Result{Err: internalError("Could not start a task process: %v", err)}
-	}
-	res, _ := proc.run(ctx, t, e.opts.MaxPayload)
-	proc.conn.Close()
+	res, alive := w.proc.run(ctx, t, e.opts.MaxPayload)
+	e.workers.release(w, alive)
 	return res
 }
+
+// Stats is a snapshot of the pool, for metrics and tests.
+type Stats struct {
+	Ready, Busy, Starting, Waiting int
+	// ArrivalRate is the recent rate of tasks, per second.
+	ArrivalRate float64
+}
+
+// Stats reports the pool's current state.
+func (e *ZygoteExecutor) Stats() Stats { return e.workers.stats() }
 
 // Close stops the zygote and every task process. Safe to call twice.
 func (e *ZygoteExecutor) Close() error {
@@ -205,6 +247,7 @@ func (e *ZygoteExecutor) Close() error {
 	supervising := e.supervising
 	e.mu.Unlock()
 	close(e.stop)
+	e.workers.closeAll(fmt.Errorf("pool: %w", ErrClosed))
 	if supervising {
 		<-e.done
 	}

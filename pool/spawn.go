@@ -43,6 +43,9 @@ func (e *SpawnExecutor) Run(ctx context.Context, t Task) Result {
 	if err := writeFrame(proc.conn, b); err != nil {
 		return Result{Err: proc.ended()}
 	}
+	if err := awaitReadyFrame(proc, readyTimeout); err != nil {
+		return Result{Err: proc.ended()}
+	}
 	res, _ := proc.run(ctx, t, e.opts.MaxPayload)
 	return res
 }
@@ -71,7 +74,7 @@ func (e *SpawnExecutor) start() (*taskProcess, error) {
 		_ = cmd.Wait()
 		return nil, err
 	}
-	exited := make(chan exitStatus, 1)
+	exit := newProcessExit()
 	go func() {
 		err := cmd.Wait()
 		var st exitStatus
@@ -83,11 +86,11 @@ func (e *SpawnExecutor) start() (*taskProcess, error) {
 				st.code = exitErr.ExitCode()
 			}
 		}
-		exited <- st
+		exit.set(st)
 	}()
 	pid := cmd.Process.Pid
 	return &taskProcess{
-		pid: pid, conn: conn, exited: exited, cpuSeconds: e.opts.Spec.Config.CPUSeconds,
+		pid: pid, conn: conn, exit: exit, cpuSeconds: e.opts.Spec.Config.CPUSeconds,
 		signal: func(sig syscall.Signal) error {
 			if err := syscall.Kill(-pid, sig); err == nil {
 				return nil

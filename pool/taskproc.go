@@ -30,8 +30,8 @@ type taskProcess struct {
 	conn net.Conn
 	// signal sends sig to the process's whole process group.
 	signal func(sig syscall.Signal) error
-	// exited yields the exit status once, when the process has ended.
-	exited <-chan exitStatus
+	// exit is announced when the process has ended.
+	exit *processExit
 	// cpuSeconds is its CPU time limit, to name it when it is hit.
 	cpuSeconds int
 }
@@ -98,8 +98,8 @@ func (p *taskProcess) run(ctx context.Context, t Task, maxFrame int) (res Result
 func (p *taskProcess) ended() *TaskError {
 	p.conn.Close()
 	select {
-	case st := <-p.exited:
-		return crashError(st, p.cpuSeconds)
+	case <-p.exit.done:
+		return crashError(p.exit.status, p.cpuSeconds)
 	case <-time.After(exitWait):
 		// Still running with a broken channel: it cannot deliver anything.
 		p.stop()
@@ -114,7 +114,7 @@ func (p *taskProcess) stop() {
 	p.conn.Close()
 	_ = p.signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
+	case <-p.exit.done:
 		return
 	case <-time.After(KillGrace):
 	}
@@ -126,7 +126,7 @@ func (p *taskProcess) kill() {
 	p.conn.Close()
 	_ = p.signal(syscall.SIGKILL)
 	select {
-	case <-p.exited:
+	case <-p.exit.done:
 	case <-time.After(exitWait):
 	}
 }

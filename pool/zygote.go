@@ -56,16 +56,16 @@ type zygote struct {
 	mu       sync.Mutex
 	nextID   int
 	spawns   map[int]chan spawnReply
-	exits    map[int]chan exitStatus
+	exits    map[int]*processExit
 	dead     chan struct{} // closed once the zygote is gone
 	deadErr  error
 	waitDone chan struct{}
 }
 
 type spawnReply struct {
-	pid    int
-	exited chan exitStatus
-	err    error
+	pid  int
+	exit *processExit
+	err  error
 }
 
 type controlMsg struct {
@@ -126,7 +126,7 @@ func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
 	}
 	z := &zygote{
 		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds,
-		spawns: map[int]chan spawnReply{}, exits: map[int]chan exitStatus{},
+		spawns: map[int]chan spawnReply{}, exits: map[int]*processExit{},
 		dead: make(chan struct{}), waitDone: make(chan struct{}),
 	}
 	go logLines(outR, spec.Logger, slog.LevelDebug, "zygote")
@@ -209,14 +209,14 @@ func (z *zygote) dispatch(m controlMsg) {
 		}
 		delete(z.spawns, m.ID)
 		if m.Op == "spawned" {
-			exited := make(chan exitStatus, 1)
-			z.exits[m.Pid] = exited
-			ch <- spawnReply{pid: m.Pid, exited: exited}
+			exit := newProcessExit()
+			z.exits[m.Pid] = exit
+			ch <- spawnReply{pid: m.Pid, exit: exit}
 		} else {
 			ch <- spawnReply{err: fmt.Errorf("zygote could not fork: %s", m.Error)}
 		}
 	case "exited":
-		ch, ok := z.exits[m.Pid]
+		exit, ok := z.exits[m.Pid]
 		if !ok {
 			return
 		}
@@ -225,7 +225,7 @@ func (z *zygote) dispatch(m controlMsg) {
 		if m.Code != nil {
 			st.code = *m.Code
 		}
-		ch <- st
+		exit.set(st)
 	}
 }
 
@@ -245,8 +245,8 @@ func (z *zygote) die(err error) {
 		ch <- spawnReply{err: err}
 		delete(z.spawns, id)
 	}
-	for pid, ch := range z.exits {
-		ch <- exitStatus{lost: true}
+	for pid, exit := range z.exits {
+		exit.set(exitStatus{lost: true})
 		delete(z.exits, pid)
 	}
 }
@@ -299,7 +299,7 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	}
 	pid := r.pid
 	return &taskProcess{
-		pid: pid, conn: conn, exited: r.exited, cpuSeconds: z.cpuSeconds,
+		pid: pid, conn: conn, exit: r.exit, cpuSeconds: z.cpuSeconds,
 		signal: func(sig syscall.Signal) error { return z.signal(pid, sig) },
 	}, nil
 }

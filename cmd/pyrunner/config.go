@@ -52,6 +52,15 @@ type Config struct {
 	// process; 0 means 1024 with the default range, 1 with an explicit uid.
 	TaskUIDCount envInt `env:"N8N_PYTHON_TASK_UID_COUNT, default=0"`
 
+	// The warm pool (milliseconds, as in pyrunner's founding design).
+	Isolation          string  `env:"N8N_PYTHON_ISOLATION, default=isolated"`
+	PoolMinWorkers     envInt  `env:"N8N_PYTHON_POOL_MIN_WORKERS, default=2"`
+	PoolMaxWorkers     envInt  `env:"N8N_PYTHON_POOL_MAX_WORKERS, default=8"`
+	PoolMaxIdleTime    envInt  `env:"N8N_PYTHON_POOL_MAX_IDLE_TIME, default=300000"`
+	PoolMaxExecutions  envInt  `env:"N8N_PYTHON_POOL_MAX_EXECUTIONS, default=100"`
+	PoolStartupTimeout envInt  `env:"N8N_PYTHON_POOL_STARTUP_TIMEOUT, default=30000"`
+	Preload            envList `env:"N8N_PYTHON_PRELOAD"`
+
 	// Per-task limits.
 	MaxMemoryMB      envInt  `env:"N8N_PYTHON_MAX_MEMORY_MB, default=1024"`
 	MaxExecutionTime envInt  `env:"N8N_PYTHON_MAX_EXECUTION_TIME, default=0"` // ms; wins over N8N_RUNNERS_TASK_TIMEOUT
@@ -62,6 +71,15 @@ type Config struct {
 	NetworkAccess    envBool `env:"N8N_PYTHON_NETWORK_ACCESS, default=true"`
 	ReadablePaths    envList `env:"N8N_PYTHON_READABLE_PATHS"`
 }
+
+// N8N_PYTHON_ISOLATION's values.
+const (
+	isolationIsolated = "isolated" // a fresh forked process per task (default)
+	isolationReuse    = "reuse"    // long-lived workers, N8N_PYTHON_POOL_MAX_EXECUTIONS tasks each
+	isolationSpawn    = "spawn"    // a new interpreter per task: the benchmarks' baseline
+)
+
+func ms(v envInt) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // defaultTaskUID is the first of the uids a root pyrunner gives its tasks,
 // one per live task process: a range no distribution or container runtime
@@ -98,14 +116,19 @@ func (c *Config) gracefulTimeout() time.Duration {
 
 // taskIDs is who tasks run as. Not root: pyrunner's own user (-1), unless
 // N8N_PYTHON_TASK_UID says otherwise. Root: a uid of its own for every live
-// task process, from N8N_PYTHON_TASK_UID (default 1900000000) on, count
-// of them; an explicit uid alone (count 1) is shared by all tasks.
-func (c *Config) taskIDs() (uid, gid, count int) {
+// task process, count of them from N8N_PYTHON_TASK_UID on; by default a
+// block of 1024 from 1900000000 that no other pyrunner on the machine
+// holds (see claimUIDBlock; the returned file holds the claim). An
+// explicit uid alone (count 1) is shared by all tasks.
+func (c *Config) taskIDs() (uid, gid, count int, claim *os.File, err error) {
 	uid, gid, count = int(c.TaskUID), int(c.TaskGID), int(c.TaskUIDCount)
 	if os.Geteuid() == 0 && uid < 0 {
-		uid = defaultTaskUID
 		if count == 0 {
 			count = defaultTaskUIDCount
+		}
+		uid, claim, err = claimUIDBlock(defaultTaskUID, count)
+		if err != nil {
+			return 0, 0, 0, nil, err
 		}
 	}
 	if count == 0 {
@@ -114,7 +137,7 @@ func (c *Config) taskIDs() (uid, gid, count int) {
 	if uid >= 0 && gid < 0 {
 		gid = uid
 	}
-	return uid, gid, count
+	return uid, gid, count, claim, nil
 }
 
 // LoadConfig reads the configuration through lookup and reports every
@@ -202,6 +225,25 @@ func (c *Config) Validate() []error {
 	} {
 		if v < 0 {
 			add("%s must not be negative, got %d", name, v)
+		}
+	}
+	switch c.Isolation {
+	case isolationIsolated, isolationReuse, isolationSpawn:
+	default:
+		add("N8N_PYTHON_ISOLATION must be isolated, reuse or spawn, got '%s'", c.Isolation)
+	}
+	if c.PoolMaxWorkers < 1 {
+		add("N8N_PYTHON_POOL_MAX_WORKERS must be at least 1, got %d", c.PoolMaxWorkers)
+	}
+	if c.PoolMinWorkers < 0 || c.PoolMinWorkers > c.PoolMaxWorkers {
+		add("N8N_PYTHON_POOL_MIN_WORKERS must be between 0 and N8N_PYTHON_POOL_MAX_WORKERS (%d), got %d", c.PoolMaxWorkers, c.PoolMinWorkers)
+	}
+	for name, v := range map[string]envInt{
+		"N8N_PYTHON_POOL_MAX_IDLE_TIME": c.PoolMaxIdleTime, "N8N_PYTHON_POOL_MAX_EXECUTIONS": c.PoolMaxExecutions,
+		"N8N_PYTHON_POOL_STARTUP_TIMEOUT": c.PoolStartupTimeout,
+	} {
+		if v < 1 {
+			add("%s must be positive, got %d", name, v)
 		}
 	}
 	if c.MaxOutputKB < 1 {

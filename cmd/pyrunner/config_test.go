@@ -29,6 +29,8 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 		BlockEnvAccess: true, HealthHost: "127.0.0.1", HealthPort: 5681, LogLevel: "INFO",
 		Interpreter: "python3", TaskUID: -1, TaskGID: -1,
 		MaxMemoryMB: 1024, MaxProcesses: 32, MaxOutputKB: 1024, MaxResultMB: 128, NetworkAccess: true,
+		Isolation: "isolated", PoolMinWorkers: 2, PoolMaxWorkers: 8, PoolMaxIdleTime: 300000,
+		PoolMaxExecutions: 100, PoolStartupTimeout: 30000,
 	}
 	if len(c.BuiltinsDeny) != 22 {
 		t.Fatalf("builtins deny has %d names, want n8n's 22", len(c.BuiltinsDeny))
@@ -38,7 +40,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 	}
 	// Lists compare by content: unset ones are nil, set ones empty.
 	c.BuiltinsDeny, want.BuiltinsDeny = nil, nil
-	c.StdlibAllow, c.ExternalAllow, c.ReadablePaths = nil, nil, nil
+	c.StdlibAllow, c.ExternalAllow, c.ReadablePaths, c.Preload = nil, nil, nil, nil
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("config\n got %+v\nwant %+v", *c, want)
 	}
@@ -138,4 +140,26 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
+}
+
+func TestUIDBlocksAreClaimedOnce(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	first, f1, err := claimUIDBlock(defaultTaskUID, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, f2, err := claimUIDBlock(defaultTaskUID, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != defaultTaskUID || second != defaultTaskUID+1024 {
+		t.Fatalf("blocks from %d and %d, want %d and %d", first, second, defaultTaskUID, defaultTaskUID+1024)
+	}
+	f1.Close() // the first instance exits: its block is free again
+	third, f3, err := claimUIDBlock(defaultTaskUID, 1024)
+	if err != nil || third != defaultTaskUID {
+		t.Fatalf("after a release: %d, %v", third, err)
+	}
+	f2.Close()
+	f3.Close()
 }

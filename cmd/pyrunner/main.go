@@ -15,6 +15,7 @@ const usage = `pyrunner — n8n's Python task runner, on a warm pool of Python p
 Usage:
   pyrunner [run]     connect to the n8n broker and run tasks (configured by environment)
   pyrunner demo      start an embedded fake n8n broker, run pyrunner against it, show results
+  pyrunner exec      run a Code-node snippet on items through the same pool and sandbox, print JSON
   pyrunner version   print the version
   pyrunner help      this text
 
@@ -37,6 +38,8 @@ func main() {
 		os.Exit(runCommand(secrets))
 	case "demo":
 		os.Exit(demoCommand(os.Args[2:]))
+	case "exec":
+		os.Exit(execCommand(os.Args[2:], secrets))
 	case "version", "--version", "-v":
 		fmt.Println("pyrunner", version)
 	case "help", "--help", "-h":

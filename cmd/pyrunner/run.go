@@ -122,22 +122,39 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 		cleanup()
 		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
 	}
-	pyCfg := pythonConfig(cfg, tasksDir)
+	pyCfg, claim, err := pythonConfig(cfg, tasksDir)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if claim != nil {
+		removeDir := cleanup
+		cleanup = func() { removeDir(); claim.Close() }
+	}
 	if os.Geteuid() == 0 && pyCfg.TaskUID == 0 {
 		logger.Warn("N8N_PYTHON_TASK_UID=0: tasks run as root; only Landlock and seccomp fence them in")
 	}
-	exec := pool.NewZygoteExecutor(pool.Options{
+	opts := pool.Options{
 		Spec: pool.ProcessSpec{
 			Executable:     in.Executable,
 			RuntimeDir:     runtimeDir,
 			Env:            pythonEnv(cfg),
 			Config:         pyCfg,
-			StartupTimeout: 30 * time.Second,
+			StartupTimeout: ms(cfg.PoolStartupTimeout),
 			Logger:         logger,
 		},
-		MaxWorkers: int(cfg.MaxConcurrency),
-		MaxPayload: int(cfg.MaxPayload),
-	})
+		MaxWorkers:    int(cfg.PoolMaxWorkers),
+		MinWorkers:    int(cfg.PoolMinWorkers),
+		MaxIdleTime:   ms(cfg.PoolMaxIdleTime),
+		Reuse:         cfg.Isolation == isolationReuse,
+		MaxExecutions: int(cfg.PoolMaxExecutions),
+		WaitTimeout:   ms(cfg.PoolStartupTimeout),
+		MaxPayload:    int(cfg.MaxPayload),
+	}
+	var exec pool.Executor = pool.NewZygoteExecutor(opts)
+	if cfg.Isolation == isolationSpawn {
+		exec = pool.NewSpawnExecutor(opts)
+	}
 	if err := exec.Start(ctx); err != nil {
 		exec.Close()
 		cleanup()
@@ -148,8 +165,13 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 }
 
 // pythonConfig is what every task process is told of the configuration.
-func pythonConfig(cfg *Config, tasksDir string) python.Config {
-	uid, gid, count := cfg.taskIDs()
+// claim, when not nil, holds this pyrunner's block of task uids: keep it
+// open as long as tasks run.
+func pythonConfig(cfg *Config, tasksDir string) (python.Config, *os.File, error) {
+	uid, gid, count, claim, err := cfg.taskIDs()
+	if err != nil {
+		return python.Config{}, nil, err
+	}
 	return python.Config{
 		StdlibAllow:            cfg.StdlibAllow,
 		ExternalAllow:          cfg.ExternalAllow,
@@ -168,7 +190,8 @@ func pythonConfig(cfg *Config, tasksDir string) python.Config {
 		Network:                bool(cfg.NetworkAccess),
 		TasksDir:               tasksDir,
 		ReadablePaths:          cfg.ReadablePaths,
-	}
+		Preload:                cfg.Preload,
+	}, claim, nil
 }
 
 // pythonEnv is the environment of every Python process. With

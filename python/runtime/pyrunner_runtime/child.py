@@ -48,21 +48,45 @@ def _quiet_standard_streams() -> None:
         os.close(devnull)
 
 
-def _fence(cfg: Config, uid: int, gid: int, readable, own_uid: bool) -> None:
+class Fences:
+    """Everything task processes need to fence themselves in, prepared once per zygote (or per
+    spawned interpreter) so that each fork does only what is its own."""
+
+    def __init__(self, cfg: Config, own_uid: bool):
+        self.cfg = cfg
+        # A uid of its own per task process (root): the kernel keeps tasks apart, and
+        # RLIMIT_NPROC counts from zero. Otherwise tasks share a uid.
+        self.own_uid = own_uid
+        self.landlock = hardening.LandlockPlan(cfg.landlock_abi, readable_paths(cfg), cfg.network)
+        # Signals: a uid of its own, or Landlock's signal scope (ABI 6), keeps them in; otherwise
+        # the filter does, at the price of signalling only its own process group.
+        self.seccomp = hardening.SeccompPlan(cfg.network, own_group_signals_only=not own_uid and cfg.landlock_abi < 6)
+
+
+def begin_fencing(fences: Fences, uid: int, gid: int) -> int:
+    """First steps in a new task process, while it still holds the zygote's descriptors: its own
+    session, its working directory, its Landlock ruleset (returned; -1 without Landlock)."""
     os.setsid()  # own session and process group: the whole group dies with one killpg
-    pid = os.getpid()
-    workdir = None
+    writable = list(SYSTEM_WRITABLE)
+    cfg = fences.cfg
     if cfg.tasks_dir:
-        workdir = os.path.join(cfg.tasks_dir, str(pid))
+        workdir = os.path.join(cfg.tasks_dir, str(os.getpid()))
         os.mkdir(workdir, 0o700)
         if uid >= 0 and os.geteuid() == 0:
             os.chown(workdir, uid, gid)
         os.chdir(workdir)
         tempfile.tempdir = workdir
+        writable.append(workdir)
+    return fences.landlock.ruleset(writable)
+
+
+def finish_fencing(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
+    """The rest, once only the task's own descriptors are left: limits, identity, Landlock, seccomp."""
+    cfg = fences.cfg
     nproc = 0
     if cfg.max_processes > 0:
-        # RLIMIT_NPROC counts every process of the user: a uid of its own starts from zero.
-        nproc = cfg.max_processes + (0 if own_uid else hardening.processes_of(uid if uid >= 0 else os.geteuid()))
+        # RLIMIT_NPROC counts every process of the user.
+        nproc = cfg.max_processes + (0 if fences.own_uid else hardening.processes_of(uid if uid >= 0 else os.geteuid()))
     hardening.set_limits(cfg.memory_mb, cfg.cpu_seconds, nproc)
     if uid >= 0 and os.geteuid() != uid:
         hardening.drop_privileges(uid, gid)
@@ -70,12 +94,8 @@ def _fence(cfg: Config, uid: int, gid: int, readable, own_uid: bool) -> None:
     hardening.prctl(hardening.PR_SET_PDEATHSIG, 9)
     hardening.prctl(hardening.PR_SET_DUMPABLE, 0)
     hardening.prctl(hardening.PR_SET_NO_NEW_PRIVS, 1)
-    writable = list(SYSTEM_WRITABLE) + ([workdir] if workdir else [])
-    hardening.enter_landlock_domain(cfg.landlock_abi, readable, writable, network=cfg.network)
-    # Signals: a uid of its own, or Landlock's signal scope (ABI 6), keeps them in; otherwise the
-    # filter does, at the price of signalling only its own process group.
-    shared_uid = not own_uid
-    hardening.install_seccomp(cfg.network, own_group_signals_only=shared_uid and cfg.landlock_abi < 6, own_pid=pid)
+    hardening.restrict_self(ruleset)
+    fences.seccomp.install(os.getpid())
 
 
 def _network_guard(event: str, args) -> None:
@@ -85,13 +105,19 @@ def _network_guard(event: str, args) -> None:
         raise PermissionError(NETWORK_DISABLED)
 
 
-def prepare(cfg: Config, uid: int, gid: int, readable, own_uid: bool = False) -> None:
-    """Fences the process in and prepares it for user code; exits if a fence fails."""
+def fence_failed(exc: BaseException) -> None:
+    """No user code may run in a process whose fences are not all up."""
+    print(f"pyrunner task process: {exc}", file=sys.stderr, flush=True)
+    os._exit(EXIT_FENCE_FAILED)
+
+
+def prepare(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
+    """Fences the process in and readies it for user code; exits if a fence fails."""
     try:
-        _fence(cfg, uid, gid, readable, own_uid)
+        finish_fencing(fences, uid, gid, ruleset)
     except Exception as exc:  # noqa: BLE001 - any failure means no user code may run
-        print(f"pyrunner task process: {exc}", file=sys.stderr, flush=True)
-        os._exit(EXIT_FENCE_FAILED)
+        fence_failed(exc)
+    cfg = fences.cfg
     _quiet_standard_streams()
     if cfg.block_env_access:
         # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (reference §12.4).
@@ -113,8 +139,22 @@ def _reply(reply: dict, cfg: Config) -> bytes:
     return payload
 
 
+_READY = encode_message({"op": "ready"})
+
+# Run once before a process says it is ready. A forked process shares the zygote's memory
+# copy-on-write, and Python writes to every object it touches (reference counts): the first task
+# would pay for copying those pages. This one pays instead, off the task's path.
+_WARM_UP = json.dumps({
+    "code": "x = [{'json': {'i': i, 's': str(i)}} for i in range(3)]\nprint('warm', 1, {'a': [1.5]})\nreturn x",
+    "nodeMode": "runOnceForAllItems", "items": [{"json": {"a": 1}, "pairedItem": {"item": 0}}],
+})
+
+
 def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
-    """Runs tasks from sock until max_tasks are done (0: no limit) or Go closes it; never returns."""
+    """Says it is ready, then runs tasks from sock until max_tasks are done (0: no limit) or Go
+    closes it; never returns."""
+    encode_or_error(run_task(json.loads(_WARM_UP), cfg))
+    write_frame(sock, _READY)
     done = 0
     while True:
         try:
@@ -143,5 +183,10 @@ def main() -> None:
     cfg = Config.from_message(first)
     if cfg.landlock_abi < 0:
         cfg = cfg.with_landlock_abi(hardening.landlock_abi())
-    prepare(cfg, cfg.task_uid, cfg.task_gid, readable_paths(cfg))
+    fences = Fences(cfg, own_uid=False)
+    try:
+        ruleset = begin_fencing(fences, cfg.task_uid, cfg.task_gid)
+    except Exception as exc:  # noqa: BLE001
+        fence_failed(exc)
+    prepare(fences, cfg.task_uid, cfg.task_gid, ruleset)
     serve(sock, cfg, max_tasks=1)

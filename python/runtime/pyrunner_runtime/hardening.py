@@ -103,51 +103,81 @@ def _fs_rights(abi: int) -> int:
     return rights
 
 
-def enter_landlock_domain(abi: int, readable=(), writable=(), network: bool = True) -> bool:
-    """Puts the calling process in a new Landlock domain; False when the kernel has no Landlock.
+class LandlockPlan:
+    """What every task process's Landlock domain holds, prepared once in the zygote.
 
-    readable: paths (files or directories) the process may read and execute beneath;
-    writable: paths where it may do anything. Every other path is out of reach. Paths that do
-    not exist are skipped. Requires no_new_privs.
+    Opening the readable paths and building the rules is done here, once: a task process only
+    creates its ruleset from the prepared rules, adds its own working directory, and, once it
+    has no_new_privs, restricts itself.
     """
-    if abi <= 0:
+
+    def __init__(self, abi: int, readable=(), network: bool = True):
+        self.abi = abi
+        if abi <= 0:
+            return
+        self.handled = _fs_rights(abi)
+        self.attr = _RulesetAttr(handled_access_fs=self.handled)
+        self.size = 8  # ABI 1-3 know only handled_access_fs
+        if abi >= 4:
+            self.size = 16
+            if not network:
+                self.attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
+        if abi >= 6:
+            self.attr.scoped = _SCOPE_SIGNAL | _SCOPE_ABSTRACT_UNIX_SOCKET
+            self.size = 24
+        # O_PATH descriptors stay open in the zygote; forks inherit them.
+        self.rules = [r for r in (_path_rule(p, _READ) for p in readable) if r is not None]
+
+    def ruleset(self, writable=()) -> int:
+        """A new ruleset descriptor with the prepared rules plus writable paths; -1 without Landlock."""
+        if self.abi <= 0:
+            return -1
+        fd = _check(_libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(self.attr), ctypes.c_size_t(self.size),
+                                  ctypes.c_uint32(0)), "landlock_create_ruleset")
+        try:
+            for rule in self.rules:
+                _add_rule(fd, rule)
+            for path in writable:
+                rule = _path_rule(path, self.handled)
+                if rule is not None:
+                    _add_rule(fd, rule)
+                    os.close(rule.parent_fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+
+def restrict_self(ruleset_fd: int) -> bool:
+    """Enters the Landlock domain of a ruleset from LandlockPlan.ruleset and closes it.
+
+    Requires no_new_privs. From then on the process reaches only what the rules allow: no
+    ptrace, environ or mem of processes outside the domain, and with ABI 6 no signals to them.
+    """
+    if ruleset_fd < 0:
         return False
-    handled = _fs_rights(abi)
-    attr = _RulesetAttr(handled_access_fs=handled)
-    size = 8  # ABI 1-3 know only handled_access_fs
-    if abi >= 4:
-        size = 16
-        if not network:
-            attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
-    if abi >= 6:
-        attr.scoped = _SCOPE_SIGNAL | _SCOPE_ABSTRACT_UNIX_SOCKET
-        size = 24
-    fd = _check(_libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
-                              ctypes.c_uint32(0)), "landlock_create_ruleset")
     try:
-        for paths, rights in ((readable, _READ), (writable, handled)):
-            for path in paths:
-                _add_path_rule(fd, path, rights)
-        _check(_libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(fd), ctypes.c_uint32(0)),
+        _check(_libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset_fd), ctypes.c_uint32(0)),
                "landlock_restrict_self")
     finally:
-        os.close(fd)
+        os.close(ruleset_fd)
     return True
 
 
-def _add_path_rule(ruleset: int, path: str, rights: int) -> None:
+def _path_rule(path: str, rights: int):
+    """A rule for path (a file gets file rights only), or None when the path is absent."""
     try:
-        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
-        return  # absent on this system
-    try:
-        if not os.path.isdir(path):
-            rights &= _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
-        rule = _PathBeneathAttr(allowed_access=rights, parent_fd=pfd)
-        _check(_libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
-                             ctypes.byref(rule), ctypes.c_uint32(0)), f"landlock rule for {path}")
-    finally:
-        os.close(pfd)
+        return None
+    if not os.path.isdir(path):
+        rights &= _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+    return _PathBeneathAttr(allowed_access=rights, parent_fd=fd)
+
+
+def _add_rule(ruleset: int, rule) -> None:
+    _check(_libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH),
+                         ctypes.byref(rule), ctypes.c_uint32(0)), "landlock_add_rule")
 
 
 # --- seccomp ----------------------------------------------------------------------------------
@@ -190,54 +220,64 @@ def _jeq(k, jt, jf=0):
     return (_BPF_JEQ_K, jt, jf, k & 0xFFFFFFFF)
 
 
-def install_seccomp(network: bool, own_group_signals_only: bool, own_pid: int) -> bool:
-    """Installs the task's seccomp filter; False on an architecture it does not know.
+class SeccompPlan:
+    """The task process's seccomp filter, compiled once in the zygote.
 
-    Always: io_uring is refused (its operations would bypass this filter). network=False: no
+    Always: io_uring is refused (its operations would bypass the filter). network=False: no
     AF_INET, AF_INET6 or AF_PACKET sockets. own_group_signals_only: the kill family may only
-    target 0 or the task's own process group (-own_pid), or the process itself.
+    target 0, the process itself or its own process group (-pid); the pid is filled in by
+    install, in the task process.
     """
-    arch = _ARCH.get(platform.machine())
-    if arch is None:
-        return False
-    audit_arch, nr = arch
-    errno = lambda e: _stmt(_BPF_RET_K, _RET_ERRNO | e)  # noqa: E731
-    prog = [
-        _stmt(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
-        _jeq(audit_arch, 1),
-        _stmt(_BPF_RET_K, _RET_KILL_PROCESS),
-        _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
-    ]
-    blocks = []
-    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
-        blocks.append([_jeq(nr[name], 0, 1), errno(_EPERM)])
-    if not network:
-        # socket(domain, ...): args[0] low word at offset 16.
-        blocks.append([
-            _jeq(nr["socket"], 0, 6),
-            _stmt(_BPF_LD_W_ABS, 16),
-            _jeq(_AF_INET, 2), _jeq(_AF_INET6, 1), _jeq(_AF_PACKET, 0, 1),
-            errno(_EACCES),
-            _stmt(_BPF_LD_W_ABS, 0),
-        ])
-    if own_group_signals_only:
-        # kill(pid, sig) and the like: pid (args[0], a 32-bit int) must be 0, own pid or -own pid.
-        for name in ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
-            blocks.append([
-                _jeq(nr[name], 0, 6),
+
+    def __init__(self, network: bool, own_group_signals_only: bool):
+        arch = _ARCH.get(platform.machine())
+        self.filters = None
+        if arch is None:
+            return
+        audit_arch, nr = arch
+        errno = lambda e: _stmt(_BPF_RET_K, _RET_ERRNO | e)  # noqa: E731
+        prog = [
+            _stmt(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
+            _jeq(audit_arch, 1),
+            _stmt(_BPF_RET_K, _RET_KILL_PROCESS),
+            _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
+        ]
+        for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+            prog += [_jeq(nr[name], 0, 1), errno(_EPERM)]
+        if not network:
+            # socket(domain, ...): args[0], low word, at offset 16.
+            prog += [
+                _jeq(nr["socket"], 0, 6),
                 _stmt(_BPF_LD_W_ABS, 16),
-                _jeq(0, 2), _jeq(own_pid, 1), _jeq(-own_pid, 0, 1),
-                _stmt(_BPF_RET_K, _RET_ALLOW),
-                errno(_EPERM),
-            ])
-        blocks.append([_jeq(nr["pidfd_send_signal"], 0, 1), errno(_EPERM)])
-    for block in blocks:
-        prog.extend(block)
-    prog.append(_stmt(_BPF_RET_K, _RET_ALLOW))
-    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
-    fprog = _SockFprog(len(prog), filters)
-    _check(_libc.prctl(PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
-    return True
+                _jeq(_AF_INET, 2), _jeq(_AF_INET6, 1), _jeq(_AF_PACKET, 0, 1),
+                errno(_EACCES),
+                _stmt(_BPF_LD_W_ABS, 0),
+            ]
+        self.pid_slots = []  # (index, sign) of the instructions that compare with the pid
+        if own_group_signals_only:
+            for name in ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+                base = len(prog)
+                prog += [
+                    _jeq(nr[name], 0, 6),
+                    _stmt(_BPF_LD_W_ABS, 16),
+                    _jeq(0, 2), _jeq(0, 1), _jeq(0, 0, 1),
+                    _stmt(_BPF_RET_K, _RET_ALLOW),
+                    errno(_EPERM),
+                ]
+                self.pid_slots += [(base + 3, 1), (base + 4, -1)]
+            prog += [_jeq(nr["pidfd_send_signal"], 0, 1), errno(_EPERM)]
+        prog.append(_stmt(_BPF_RET_K, _RET_ALLOW))
+        self.filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+
+    def install(self, pid: int) -> bool:
+        """Installs the filter for process pid; False on an architecture it does not know."""
+        if self.filters is None:
+            return False
+        for index, sign in self.pid_slots:
+            self.filters[index].k = (sign * pid) & 0xFFFFFFFF
+        fprog = _SockFprog(len(self.filters), self.filters)
+        _check(_libc.prctl(PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+        return True
 
 
 # --- limits and identity ------------------------------------------------------------------------

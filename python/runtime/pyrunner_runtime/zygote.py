@@ -6,6 +6,7 @@ See python/doc.go for the messages.
 """
 
 import array
+import collections
 import json
 import os
 import platform
@@ -15,20 +16,30 @@ import signal
 import socket
 import sys
 
-from . import child, hardening
+from . import child, hardening, sandbox
 from .config import Config
 
 _MAX_PACKET = 1 << 16
 
 
+class GoHungUp(Exception):
+    """The Go side closed the control socket: the zygote takes its children down and exits."""
+
+
 def _send(ctl: socket.socket, msg: dict) -> None:
-    ctl.send(json.dumps(msg).encode())
+    try:
+        ctl.send(json.dumps(msg).encode())
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        raise GoHungUp() from exc
 
 
 def _recv(ctl: socket.socket):
     """One packet and the descriptors that came with it; (None, []) when Go hung up."""
     fds = array.array("i")
-    data, ancdata, _flags, _addr = ctl.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(4 * fds.itemsize))
+    try:
+        data, ancdata, _flags, _addr = ctl.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(4 * fds.itemsize))
+    except ConnectionResetError:
+        return None, []
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
@@ -48,10 +59,11 @@ class Zygote:
         self.ctl = ctl
         self.cfg = cfg
         self.children = {}  # live task process pid -> its uid (or -1)
-        self.readable = child.readable_paths(cfg)
-        # A uid of its own per live task process when pyrunner is root and a range is configured.
+        # A uid of its own per live task process when pyrunner is root and a range is configured,
+        # handed out least recently used first.
         self.own_uids = cfg.task_uid > 0 and cfg.task_uid_count > 1 and os.geteuid() == 0
-        self.free_uids = list(range(cfg.task_uid, cfg.task_uid + cfg.task_uid_count)) if self.own_uids else []
+        self.free_uids = collections.deque(range(cfg.task_uid, cfg.task_uid + cfg.task_uid_count)) if self.own_uids else None
+        self.fences = child.Fences(cfg, self.own_uids)
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
@@ -70,7 +82,7 @@ class Zygote:
             os.close(chan)
             _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "no free task uid"})
             return
-        uid = self.free_uids.pop() if self.own_uids else self.cfg.task_uid
+        uid = self.free_uids.popleft() if self.own_uids else self.cfg.task_uid
         try:
             pid = os.fork()
         except OSError as exc:
@@ -89,15 +101,22 @@ class Zygote:
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.close(self.wake_r)
-            os.close(self.wake_w)
-            self.ctl.close()
-            # Keep 0-2 and the channel only: no other task's channel, no control socket.
-            os.dup2(chan, 3)
-            os.closerange(4, os.sysconf("SC_OPEN_MAX"))
-            sock = socket.socket(fileno=3)
             gid = uid if self.own_uids else self.cfg.task_gid
-            child.prepare(self.cfg, uid, gid, self.readable, own_uid=self.own_uids)
+            # While fd 3 is still the control socket, so that the ruleset lands above it.
+            ruleset = child.begin_fencing(self.fences, uid, gid)
+            self.ctl.close()
+            # Keep 0-2, the channel (3) and the ruleset (4) only: no other task's channel, no
+            # control socket, none of the zygote's prepared descriptors.
+            os.dup2(chan, 3)
+            if ruleset >= 0:
+                os.dup2(ruleset, 4)
+                ruleset = 4
+            os.closerange(5 if ruleset == 4 else 4, os.sysconf("SC_OPEN_MAX"))
+            sock = socket.socket(fileno=3)
+        except BaseException as exc:  # noqa: BLE001
+            child.fence_failed(exc)
+        try:
+            child.prepare(self.fences, uid, gid, ruleset)
             child.serve(sock, self.cfg, max_tasks)
         finally:
             os._exit(child.EXIT_FENCE_FAILED)
@@ -118,17 +137,23 @@ class Zygote:
                 pass
         except BlockingIOError:
             pass
+        orphan_died = False
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             if pid in self.children:
                 uid = self.children.pop(pid)
                 _send(self.ctl, _exit_report(pid, status))
                 self.clean_up_after(pid, uid)
+            else:
+                orphan_died = True
+        if orphan_died:
+            # Its own children, if any, have just been adopted by us.
+            self.sweep_orphans()
 
     def clean_up_after(self, pid: int, uid: int) -> None:
         """Everything a finished task started dies, however it was forked; its files go."""
@@ -136,18 +161,26 @@ class Zygote:
             os.killpg(pid, signal.SIGKILL)  # its process group
         except (ProcessLookupError, PermissionError):
             pass
+        # Its surviving children were adopted by us (we are a subreaper) the moment it died, and
+        # their descendants will be as their parents die: none left means nothing left.
+        orphans = self.sweep_orphans()
         if uid >= 0:
-            hardening.kill_all_of(uid)  # every process of its own uid, whatever its group
+            if orphans:
+                hardening.kill_all_of(uid)  # every process of its own uid, whatever its group
             self.free_uids.append(uid)
-        # Descendants that left the group and lost their parent were adopted by us.
-        for orphan in hardening.own_children():
-            if orphan not in self.children:
-                try:
-                    os.kill(orphan, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         if self.cfg.tasks_dir:
             shutil.rmtree(os.path.join(self.cfg.tasks_dir, str(pid)), ignore_errors=True)
+
+    def sweep_orphans(self) -> int:
+        """SIGKILLs our children that are not live task processes: descendants of finished tasks
+        that left their process group. Returns how many there were."""
+        orphans = [pid for pid in hardening.own_children() if pid not in self.children]
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(orphans)
 
     def shutdown(self) -> None:
         for pid in list(self.children):
@@ -235,4 +268,11 @@ def main() -> None:
     _send(ctl, {"op": "ready", "pid": os.getpid(), "version": platform.python_version(),
                 "landlock": cfg.landlock_abi})
     sys.stdout.flush()
-    Zygote(ctl, cfg).loop()
+    zygote = Zygote(ctl, cfg)
+    # The sandbox's once-per-process work (pruning sys.modules, guarding importlib, building the
+    # builtins), done here once so that every fork inherits it; the zygote imports nothing more.
+    sandbox.prepare_process(cfg)
+    try:
+        zygote.loop()
+    except GoHungUp:
+        zygote.shutdown()

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pyrunner/pyrunner/pool"
+)
+
+// execCommand is `pyrunner exec`: run a Code-node snippet on items through
+// the same pool and sandbox as n8n's tasks, without n8n, and print the
+// result as JSON. With -repeat it runs the snippet many times and prints
+// latency statistics instead.
+func execCommand(args []string, secrets map[string]string) int {
+	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
+	code := fs.String("c", "", "the snippet (or -code FILE)")
+	codeFile := fs.String("code", "", "file holding the snippet; - for stdin")
+	itemsFile := fs.String("items", "", "JSON file with the input items (an array; plain objects become {\"json\": object}); - for stdin")
+	mode := fs.String("mode", "all", "all (runOnceForAllItems) or each (runOnceForEachItem)")
+	continueOnFail := fs.Bool("continue-on-fail", false, "report a failure as one error item, as the Code node's option does")
+	priority := fs.String("priority", "normal", "high, normal or low: the pool's queue order")
+	repeat := fs.Int("repeat", 0, "run it this many times and print latency statistics")
+	concurrency := fs.Int("concurrency", 1, "with -repeat, tasks in flight at once")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pyrunner exec [flags]\n\nRuns a Python Code-node snippet through pyrunner's pool and sandbox, configured by the same\nenvironment variables as `pyrunner run`, and prints the result as JSON.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	settings, prio, err := execSettings(*code, *codeFile, *itemsFile, *mode, *continueOnFail, *priority)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pyrunner exec: %v\n", err)
+		return 2
+	}
+
+	ctx := context.Background()
+	// No broker here: a placeholder grant satisfies the configuration check.
+	lookup := secretLookuper(secrets)
+	if _, ok := lookup.Lookup("N8N_RUNNERS_GRANT_TOKEN"); !ok {
+		lookup["N8N_RUNNERS_GRANT_TOKEN"] = "unused-by-exec"
+	}
+	cfg, err := LoadConfig(ctx, lookup)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pyrunner exec: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	logger := slog.New(newLineHandler(max(level, slog.LevelWarn), os.Stderr, os.Stderr, cfg.NoColor != ""))
+	exec, cleanup, err := startPool(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pyrunner exec: %v\n", err)
+		return 1
+	}
+	defer cleanup()
+	defer exec.Close()
+
+	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.taskTimeout(), Priority: prio}
+	if *repeat > 0 {
+		return execRepeat(ctx, exec, task, *repeat, max(1, *concurrency))
+	}
+	res := exec.Run(ctx, task)
+	out := struct {
+		Result json.RawMessage   `json:"result,omitempty"`
+		Prints []json.RawMessage `json:"prints"`
+		Error  *pool.TaskError   `json:"error,omitempty"`
+	}{Result: res.Result, Prints: res.Prints, Error: res.Err}
+	if out.Prints == nil {
+		out.Prints = []json.RawMessage{}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+	if res.Err != nil {
+		return 1
+	}
+	return 0
+}
+
+// execSettings builds Code-node settings from the flags.
+func execSettings(code, codeFile, itemsFile, mode string, continueOnFail bool, priority string) (json.RawMessage, pool.Priority, error) {
+	if (code == "") == (codeFile == "") {
+		return nil, 0, errors.New("give the snippet with -c or -code")
+	}
+	if codeFile != "" {
+		b, err := readInput(codeFile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading the snippet: %w", err)
+		}
+		code = string(b)
+	}
+	nodeMode := map[string]string{"all": "runOnceForAllItems", "each": "runOnceForEachItem"}[mode]
+	if nodeMode == "" {
+		return nil, 0, fmt.Errorf("-mode must be all or each, got %q", mode)
+	}
+	prio, ok := map[string]pool.Priority{"high": pool.High, "normal": pool.Normal, "low": pool.Low}[priority]
+	if !ok {
+		return nil, 0, fmt.Errorf("-priority must be high, normal or low, got %q", priority)
+	}
+	items := []map[string]any{}
+	if itemsFile != "" {
+		b, err := readInput(itemsFile)
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading the items: %w", err)
+		}
+		var raw []any
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, 0, fmt.Errorf("the items must be a JSON array: %w", err)
+		}
+		for i, it := range raw {
+			obj, isObj := it.(map[string]any)
+			if _, hasJSON := obj["json"]; !isObj || !hasJSON {
+				obj = map[string]any{"json": it}
+			}
+			if _, ok := obj["pairedItem"]; !ok {
+				obj["pairedItem"] = map[string]any{"item": i}
+			}
+			items = append(items, obj)
+		}
+	}
+	b, err := json.Marshal(map[string]any{"code": code, "nodeMode": nodeMode, "items": items, "continueOnFail": continueOnFail})
+	return b, prio, err
+}
+
+func readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
+}
+
+// execRepeat runs task n times, c at a time, and prints latency percentiles
+// and throughput as JSON.
+func execRepeat(ctx context.Context, exec pool.Executor, task pool.Task, n, c int) int {
+	took := make([]time.Duration, n)
+	var failed int
+	var mu sync.Mutex
+	next := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t0 := time.Now()
+				res := exec.Run(ctx, task)
+				took[i] = time.Since(t0)
+				if res.Err != nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(took)
+	pct := func(p float64) float64 { return float64(took[int(p*float64(n-1))]) / 1e6 }
+	stats := map[string]any{
+		"tasks": n, "concurrency": c, "failed": failed,
+		"median_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+		"tasks_per_second": float64(n) / elapsed.Seconds(),
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(stats)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
