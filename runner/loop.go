@@ -79,7 +79,7 @@ func (r *Runner) loop(ctx context.Context) error {
 				r.detach(s, ev.conn, ev.err)
 			case frameIn:
 				if ev.conn == s.conn {
-					r.handleFrame(ctx, s, idle, ev.frame)
+					r.handleFrame(ctx, s, idle, ev)
 				}
 			case taskEnded:
 				delete(s.tasks, ev.id)
