@@ -54,6 +54,9 @@ func taskFrame(t Task) []byte {
 	b := make([]byte, 0, len(settings)+len(id)+40)
 	b = append(b, `{"op":"task","taskId":`...)
 	b = append(b, id...)
+	if t.analyzed {
+		b = append(b, `,"analyzed":true`...)
+	}
 	b = append(b, `,"settings":`...)
 	b = append(b, settings...)
 	return append(b, '}')

@@ -79,7 +79,8 @@ type ZygoteExecutor struct {
 	stop        chan struct{}
 	done        chan struct{}
 
-	workers workers
+	workers  workers
+	verdicts *verdicts
 }
 
 var _ Executor = (*ZygoteExecutor)(nil)
@@ -93,6 +94,7 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 	e := &ZygoteExecutor{
 		opts: opts, logger: opts.Spec.Logger,
 		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		verdicts: newVerdicts(),
 	}
 	e.workers.init(e)
 	return e
@@ -214,6 +216,11 @@ func (e *ZygoteExecutor) zygote(ctx context.Context) (*zygote, error) {
 // Run takes a ready process (waiting, by priority, when none is), hands it
 // t and returns its result.
 func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
+	known, refused := e.verdicts.lookup(t.Code)
+	if refused != nil {
+		return Result{Err: refused}
+	}
+	t.analyzed = known
 	w, err := e.workers.acquire(ctx, t.Priority)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -223,6 +230,9 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 	}
 	res, alive := w.proc.run(ctx, t, e.opts.MaxPayload)
 	e.workers.release(w, alive)
+	if !known {
+		e.verdicts.record(t.Code, res)
+	}
 	return res
 }
 

@@ -26,6 +26,11 @@ type Task struct {
 	// Timeout is the runner-side execution limit; zero means none.
 	Timeout  time.Duration
 	Priority Priority
+	// Code is settings.code, when the caller has read it: the key of the
+	// executor's cache of static-analysis verdicts. Empty: no caching.
+	Code string
+	// analyzed: the code is known to pass the static analysis.
+	analyzed bool
 }
 
 // ErrorKind says where a task failure came from, which decides how the

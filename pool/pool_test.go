@@ -138,3 +138,32 @@ func TestZygoteDeathFailsOnlyItsTasksAndIsReplaced(t *testing.T) {
 		t.Fatalf("task after restart: %s %q", next.Result, errText(next.Err))
 	}
 }
+
+// TestRefusedCodeIsRefusedAgainWithoutAProcess: the executor remembers the
+// analysis's verdict by the code's hash, as n8n's runner does.
+func TestRefusedCodeIsRefusedAgainWithoutAProcess(t *testing.T) {
+	spec := pooltest.Spec(t)
+	spec.Config.StdlibAllow, spec.Config.ExternalAllow = nil, nil // n8n's defaults: no imports
+	exec := pool.NewZygoteExecutor(pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1})
+	if err := exec.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Close() })
+	code := "import os\nreturn []"
+	task := pool.Task{ID: "v", Settings: settings(t, code, "runOnceForAllItems", []any{}), Code: code}
+	want := "static|Security violations detected|Line 1: Import of standard library module 'os' is disallowed. Allowed stdlib modules: none"
+	if got := errText(exec.Run(context.Background(), task).Err); got != want {
+		t.Fatalf("first run: %q", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); exec.Stats().Ready != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready process: %+v", exec.Stats())
+		}
+	}
+	if got := errText(exec.Run(context.Background(), task).Err); got != want {
+		t.Fatalf("second run: %q", got)
+	}
+	if st := exec.Stats(); st.Ready != 1 || st.Starting != 0 {
+		t.Fatalf("the second run used a process: %+v", st)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // calls, then exactly one runner:taskdone or runner:taskerror. It runs on
 // its own goroutine and tells the loop when it is done.
 func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
-	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal})
+	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal, Code: t.settings.Code})
 	took := time.Since(t.started)
 	outcome := "success"
 

@@ -15,6 +15,7 @@ const (
 // settings is what the runner itself reads of broker:tasksettings.settings.
 // items and the rest are passed through to Python undecoded.
 type settings struct {
+	Code           string
 	NodeMode       string
 	ContinueOnFail bool
 	NodeID         string
@@ -56,7 +57,7 @@ func parseSettings(raw json.RawMessage) (settings, error) {
 		WorkflowID:   orUnknown(str("workflowId", false)),
 		WorkflowName: orUnknown(str("workflowName", false)),
 	}
-	str("code", true)
+	s.Code = str("code", true)
 	if s.NodeMode != "" && s.NodeMode != ModeAllItems && s.NodeMode != ModeEachItem {
 		problems = append(problems, "Unknown nodeMode: "+s.NodeMode)
 	}

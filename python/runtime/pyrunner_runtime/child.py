@@ -163,7 +163,7 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
             os._exit(0)
         if msg.get("op") != "task":
             os._exit(EXIT_FENCE_FAILED)
-        reply = run_task(msg.get("settings"), cfg)
+        reply = run_task(msg.get("settings"), cfg, analyzed=msg.get("analyzed") is True)
         payload = _reply(reply, cfg)
         del reply, msg
         write_frame(sock, payload)

@@ -34,16 +34,20 @@ MAX_STACK_CHARS = 16 * 1024
 _FUNCTION_DEF_EXTRA = {"type_params": []} if sys.version_info >= (3, 12) else {}
 
 
-def run_task(settings: dict, cfg) -> dict:
-    """Run one task's user code and return its result or error message."""
+def run_task(settings: dict, cfg, analyzed: bool = False) -> dict:
+    """Run one task's user code and return its result or error message.
+
+    analyzed: the runner has seen this very code pass the static analysis under the same
+    allowlists (its verdict cache), so the check is skipped.
+    """
     capture = PrintCapture(cfg.max_prints, cfg.max_output_chars or MAX_PRINT_CHARS)
     try:
-        return _run(settings, cfg, capture)
+        return _run(settings, cfg, capture, analyzed)
     except BaseException as exc:  # a failure of this module, not of user code
         return _error("user", _safe_str(exc), "", "", capture.print_args())
 
 
-def _run(settings, cfg, capture):
+def _run(settings, cfg, capture, analyzed):
     if not isinstance(settings, dict):
         return _settings_error("task settings must be an object")
     code = settings.get("code")
@@ -62,7 +66,7 @@ def _run(settings, cfg, capture):
     real_stderr = sys.stderr
     sys.stderr = stderr = StderrCapture()
     try:
-        compiled = _compile(code, filename, cfg)
+        compiled = _compile(code, filename, cfg, analyzed)
         if isinstance(compiled, dict):
             return compiled
         return _execute(compiled, filename, settings, cfg, capture, stderr)
@@ -70,7 +74,7 @@ def _run(settings, cfg, capture):
         sys.stderr = real_stderr
 
 
-def _compile(code: str, filename: str, cfg):
+def _compile(code: str, filename: str, cfg, analyzed: bool):
     """The static stage, before any user code runs: the code object, or a "static" error."""
     try:
         tree = ast.parse(code)
@@ -78,7 +82,7 @@ def _compile(code: str, filename: str, cfg):
         return _static_error(exc)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         return _error("static", _safe_str(exc), None, "", [])
-    violations = sandbox.check(tree, code, cfg)
+    violations = [] if analyzed else sandbox.check(tree, code, cfg)
     if violations:
         return _error("static", "Security violations detected", "\n".join(violations), "", [])
     try:
