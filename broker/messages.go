@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/pyrunner/pyrunner/broker/jsonscan"
 )
 
 // Message types, from n8n's TR/message-types.ts (reference §4).
@@ -95,9 +97,51 @@ var requiredFields = map[string][]string{
 // problem) when the frame is not an object with a string type or when a
 // required field of a known type is missing. Unknown types decode fine: the
 // caller decides to ignore them.
+//
+// Raw fields (settings, data, error, params, …) are located, not decoded or
+// validated: they are what the runner passes on, and can be megabytes.
 func Decode(frame []byte) (Message, error) {
 	var m Message
-	if err := json.Unmarshal(frame, &m); err != nil {
+	err := jsonscan.EachMember(frame, func(key string, v []byte) error {
+		switch key {
+		case "type":
+			return json.Unmarshal(v, &m.Type)
+		case "taskId":
+			return json.Unmarshal(v, &m.TaskID)
+		case "offerId":
+			return json.Unmarshal(v, &m.OfferID)
+		case "taskType":
+			return json.Unmarshal(v, &m.TaskType)
+		case "validFor":
+			return json.Unmarshal(v, &m.ValidFor)
+		case "requestId":
+			return json.Unmarshal(v, &m.RequestID)
+		case "callId":
+			return json.Unmarshal(v, &m.CallID)
+		case "name":
+			return json.Unmarshal(v, &m.Name)
+		case "types":
+			return json.Unmarshal(v, &m.Types)
+		case "reason":
+			return json.Unmarshal(v, &m.Reason)
+		case "status":
+			return json.Unmarshal(v, &m.Status)
+		case "settings":
+			m.Settings = raw(v)
+		case "data":
+			m.Data = raw(v)
+		case "error":
+			m.Error = raw(v)
+		case "params":
+			m.Params = raw(v)
+		case "requestParams":
+			m.RequestParams = raw(v)
+		case "nodeTypes":
+			m.NodeTypes = raw(v)
+		}
+		return nil
+	})
+	if err != nil {
 		return m, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if m.Type == "" {
@@ -109,6 +153,14 @@ func Decode(frame []byte) (Message, error) {
 		}
 	}
 	return m, nil
+}
+
+// raw keeps a raw field, as encoding/json would: null is absent.
+func raw(v []byte) json.RawMessage {
+	if string(v) == "null" {
+		return nil
+	}
+	return json.RawMessage(v)
 }
 
 func (m *Message) has(field string) bool {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/pyrunner/pyrunner/broker/jsonscan"
 )
 
 // errFrameTooLarge is returned by readFrame when a frame announces more
@@ -62,42 +64,60 @@ func taskFrame(t Task) []byte {
 	return append(b, '}')
 }
 
-// reply is what a task process sends back for a task.
-type reply struct {
-	Op        string            `json:"op"`
-	Kind      ErrorKind         `json:"kind"`
-	Result    json.RawMessage   `json:"result"`
-	Error     *TaskError        `json:"error"`
-	PrintArgs []json.RawMessage `json:"print_args"`
-}
-
 // decodeReply turns a task process's frame into a Result. The frame comes
-// from a process that ran user code, so it is checked, not trusted.
+// from a process that ran user code, so it is checked, not trusted: the
+// result must be valid JSON before it goes to the broker, and that is the
+// one scan it gets (encoding/json would scan it twice more to decode it).
 func decodeReply(frame []byte) (Result, error) {
-	var r reply
-	if err := json.Unmarshal(frame, &r); err != nil {
+	var op, kind string
+	var res Result
+	var errObj []byte
+	err := jsonscan.EachMember(frame, func(key string, v []byte) error {
+		switch key {
+		case "op":
+			return json.Unmarshal(v, &op)
+		case "kind":
+			return json.Unmarshal(v, &kind)
+		case "result":
+			res.Result = json.RawMessage(v)
+		case "error":
+			errObj = v
+		case "print_args":
+			return json.Unmarshal(v, &res.Prints)
+		}
+		return nil
+	})
+	if err != nil {
 		return Result{}, fmt.Errorf("undecodable reply: %w", err)
 	}
-	for _, p := range r.PrintArgs {
+	for _, p := range res.Prints {
 		if len(p) == 0 || p[0] != '[' {
 			return Result{}, errors.New("reply has a print entry that is not an array")
 		}
 	}
-	switch r.Op {
+	switch op {
 	case "result":
-		if r.Result == nil {
+		if res.Result == nil {
 			return Result{}, errors.New("result reply without a result")
 		}
-		return Result{Result: r.Result, Prints: r.PrintArgs}, nil
+		if !json.Valid(res.Result) {
+			return Result{}, errors.New("result reply whose result is not valid JSON")
+		}
+		return res, nil
 	case "error":
-		if r.Error == nil {
+		if errObj == nil || string(errObj) == "null" {
 			return Result{}, errors.New("error reply without an error")
 		}
-		if r.Kind != KindStatic {
-			r.Kind = KindUser
+		res.Err = &TaskError{}
+		if err := json.Unmarshal(errObj, res.Err); err != nil {
+			return Result{}, fmt.Errorf("undecodable error in reply: %w", err)
 		}
-		r.Error.Kind = r.Kind
-		return Result{Err: r.Error, Prints: r.PrintArgs}, nil
+		res.Err.Kind = KindUser
+		if ErrorKind(kind) == KindStatic {
+			res.Err.Kind = KindStatic
+		}
+		res.Result = nil
+		return res, nil
 	}
-	return Result{}, fmt.Errorf("reply with unknown op %q", r.Op)
+	return Result{}, fmt.Errorf("reply with unknown op %q", op)
 }

@@ -2,7 +2,9 @@ package runner
 
 import (
 	"encoding/json"
+
 	"fmt"
+	"github.com/pyrunner/pyrunner/broker/jsonscan"
 	"strings"
 )
 
@@ -28,8 +30,14 @@ type settings struct {
 // reports every problem instead of only logging the first (n8n's runner
 // then sends nothing and the task hangs until the broker's timeout).
 func parseSettings(raw json.RawMessage) (settings, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+	// Members located, not decoded: items can be megabytes, and Python
+	// parses them (and reports them if they are broken).
+	fields := map[string][]byte{}
+	err := jsonscan.EachMember(raw, func(key string, value []byte) error {
+		fields[key] = value
+		return nil
+	})
+	if err != nil {
 		return settings{}, fmt.Errorf("Invalid task settings message: settings must be an object")
 	}
 	var problems []string
@@ -51,19 +59,19 @@ func parseSettings(raw json.RawMessage) (settings, error) {
 		return s
 	}
 	s := settings{
+		Code:         str("code", true),
 		NodeMode:     str("nodeMode", true),
 		NodeID:       orUnknown(str("nodeId", false)),
 		NodeName:     orUnknown(str("nodeName", false)),
 		WorkflowID:   orUnknown(str("workflowId", false)),
 		WorkflowName: orUnknown(str("workflowName", false)),
 	}
-	s.Code = str("code", true)
 	if s.NodeMode != "" && s.NodeMode != ModeAllItems && s.NodeMode != ModeEachItem {
 		problems = append(problems, "Unknown nodeMode: "+s.NodeMode)
 	}
 	if v, ok := fields["items"]; !ok || string(v) == "null" {
 		problems = append(problems, "Missing field in task settings message: items")
-	} else if len(v) == 0 || v[0] != '[' {
+	} else if v[0] != '[' {
 		problems = append(problems, "Invalid field in task settings message: items must be an array")
 	}
 	if v, ok := fields["continueOnFail"]; ok && string(v) != "null" {
