@@ -18,8 +18,10 @@ import (
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
-// binary is the pyrunner built once for the whole package.
-var binary string
+// binary is the pyrunner built once for the whole package, with the race
+// detector; plainBinary the same without it, for the benchmarks and for
+// measuring memory.
+var binary, plainBinary string
 
 // cacheDir is shared by every runner the tests start, so the runtime is
 // byte-compiled once.
@@ -33,11 +35,14 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "pyrunner")
 	cacheDir = filepath.Join(dir, "cache")
-	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/pyrunner")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building pyrunner:", err)
-		os.Exit(1)
+	plainBinary = filepath.Join(dir, "pyrunner-plain")
+	for _, args := range [][]string{{"build", "-race", "-o", binary}, {"build", "-o", plainBinary}} {
+		build := exec.Command("go", append(args, "../cmd/pyrunner")...)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building pyrunner:", err)
+			os.Exit(1)
+		}
 	}
 	code := withSharedN8N(m.Run)
 	os.RemoveAll(dir)
@@ -78,6 +83,12 @@ const unset = "\x00unset"
 // env on top.
 func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
 	t.Helper()
+	return startRunnerBinary(t, b, binary, env)
+}
+
+// startRunnerBinary is startRunner with a chosen build of pyrunner.
+func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[string]string) *proc {
+	t.Helper()
 	base := map[string]string{
 		"PATH":                                  os.Getenv("PATH"),
 		"HOME":                                  os.Getenv("HOME"),
@@ -104,7 +115,7 @@ func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *pro
 		}
 	}
 	p := &proc{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary)
+	p.cmd = exec.Command(bin)
 	p.cmd.Env = list
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -238,3 +249,11 @@ func tail(s string, n int) string {
 
 // testInterpreter is the Python the tests give pyrunner.
 func testInterpreter() string { return pooltest.Interpreter() }
+
+// benchCommand is the pyrunner command benchmarks run: the plain build,
+// not the race-enabled one the tests use.
+func benchCommand(env []string) *exec.Cmd {
+	cmd := exec.Command(plainBinary)
+	cmd.Env = env
+	return cmd
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,10 @@ func demoCommand(args []string) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	latencyTasks := fs.Int("latency-tasks", 200, "trivial tasks to time after the examples")
 	verbose := fs.Bool("v", false, "show pyrunner's own log")
+	bench := fs.Bool("bench", false, "skip the examples: measure trivial tasks closed-loop and print JSON")
+	concurrency := fs.Int("concurrency", 1, "with -bench, tasks in flight at once")
+	tasks := fs.Int("tasks", 2000, "with -bench, how many tasks")
+	items := fs.Int("items", 0, "with -bench, transform this many items per task instead of the trivial task")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +99,10 @@ func demoCommand(args []string) int {
 		}
 	}
 	fmt.Printf("pyrunner (pid %d) started and registered with the broker in %s\n\n", child.Process.Pid, time.Since(started).Round(time.Millisecond))
+
+	if *bench {
+		return benchThroughput(ctx, b, benchSettings(*items), *tasks, max(1, *concurrency), child, exited)
+	}
 
 	status := 0
 	for _, task := range demoTasks {
@@ -224,6 +233,72 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 		pct(0.5), pct(0.95), pct(0.99), took[len(took)-1].Round(time.Microsecond), float64(n)/elapsed.Seconds())
 	fmt.Println("  n8n's official runner: median ≈ 308 ms on a 2-core machine (reference §5.7).")
 	return true
+}
+
+// benchThroughput runs n trivial tasks, c at a time, through the broker and
+// prints their settings-to-result percentiles and the throughput as JSON;
+// then it stops pyrunner.
+func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
+	took := make([]time.Duration, n)
+	next := make(chan int)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out, err := b.RunTask(ctx, settings)
+				if err != nil || !out.Done {
+					failed.Add(1)
+					continue
+				}
+				took[i] = out.Completed.Sub(out.SettingsSent)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(took)
+	pct := func(p float64) float64 { return float64(took[int(p*float64(n-1))]) / 1e6 }
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"tasks": n, "concurrency": c, "failed": failed.Load(), "p50_ms": pct(0.5), "p95_ms": pct(0.95),
+		"p99_ms": pct(0.99), "tasks_per_second": float64(n) / elapsed.Seconds(),
+	})
+	_ = child.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		_ = child.Process.Kill()
+	}
+	if failed.Load() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// benchSettings is the trivial task, or with n > 0 a transform of n items
+// (the benchmarks' itemsN workload).
+func benchSettings(n int) json.RawMessage {
+	code := "return [{'json': {'sum': sum(range(10000))}}]"
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = map[string]any{"json": map[string]any{
+			"id": i, "name": fmt.Sprintf("customer %d", i), "qty": i%7 + 1, "price": 9.5 + float64(i%13),
+			"tags": []string{"a", "b", "c"}, "address": map[string]any{"city": "Lisbon", "zip": "1000-001"},
+		}, "pairedItem": map[string]any{"item": i}}
+	}
+	if n > 0 {
+		code = "return [{'json': {'id': it['json']['id'], 'name': it['json']['name'].upper(), " +
+			"'total': it['json']['qty'] * it['json']['price'], 'city': it['json']['address']['city']}} for it in _items]"
+	}
+	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": items, "continueOnFail": false})
+	return b
 }
 
 // lockedBuffer collects the child's output from two pipes.

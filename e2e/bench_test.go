@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
+)
+
+// The benchmarks run the built pyrunner against the fake broker, through
+// the real protocol, and measure what n8n would see: settings to result
+// per task, and tasks per second, at several concurrencies. Every number
+// is also given as a ratio against a baseline measured in the same run:
+// pyrunner with N8N_PYTHON_ISOLATION=spawn, a new python3 process per task.
+//
+//	make bench     (go test -run '^$' -bench . -benchtime 3s ./e2e/)
+
+type benchWorkload struct {
+	name, code, mode string
+	items            []map[string]any
+}
+
+func benchItems(n int) []map[string]any {
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = map[string]any{"json": map[string]any{
+			"id": i, "name": fmt.Sprintf("customer %d", i), "qty": i%7 + 1, "price": 9.5 + float64(i%13),
+			"tags": []string{"a", "b", "c"}, "address": map[string]any{"city": "Lisbon", "zip": "1000-001"},
+		}, "pairedItem": map[string]any{"item": i}}
+	}
+	return items
+}
+
+func jsonItems(n int) []map[string]any {
+	items := make([]map[string]any, n)
+	for i := range items {
+		values := make([]int, 50)
+		for j := range values {
+			values[j] = i * j
+		}
+		payload, _ := json.Marshal(map[string]any{"values": values, "meta": map[string]string{"source": "webhook"}})
+		items[i] = map[string]any{"json": map[string]any{"payload": string(payload)}}
+	}
+	return items
+}
+
+const transform = "return [{'json': {'id': it['json']['id'], 'name': it['json']['name'].upper(), " +
+	"'total': it['json']['qty'] * it['json']['price'], 'city': it['json']['address']['city']}} for it in _items]"
+
+var benchWorkloads = []benchWorkload{
+	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: "return [{'json': {'sum': sum(range(10000))}}]"},
+	{name: "json", mode: "runOnceForAllItems", items: jsonItems(10),
+		code: "import json\nout = []\nfor it in _items:\n    d = json.loads(it['json']['payload'])\n    out.append({'json': {'n': len(d['values']), 'total': sum(d['values']), 'back': json.dumps(d['meta'])}})\nreturn out"},
+	{name: "items100", mode: "runOnceForAllItems", items: benchItems(100), code: transform},
+	{name: "items1000", mode: "runOnceForAllItems", items: benchItems(1000), code: transform},
+}
+
+var benchModes = []struct{ name, isolation string }{
+	{"baseline", "spawn"},
+	{"isolated", "isolated"},
+	{"reuse", "reuse"},
+}
+
+var benchConcurrency = []int{1, 2, 5, 10}
+
+// benchResult is one measured configuration.
+type benchResult struct {
+	p50, p95, p99 time.Duration
+	perSecond     float64
+}
+
+var (
+	benchMu      sync.Mutex
+	benchResults = map[string]benchResult{} // "mode/workload/c"
+)
+
+// BenchmarkTasks runs every workload at every concurrency in every mode,
+// one pyrunner per mode, and prints the README's table at the end.
+func BenchmarkTasks(b *testing.B) {
+	for _, mode := range benchModes {
+		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := startBenchRunner(broker, mode.isolation)
+		if err != nil {
+			broker.Close()
+			b.Fatal(err)
+		}
+		for _, w := range benchWorkloads {
+			settings := task(w.code, w.mode, w.items, false)
+			for _, c := range benchConcurrency {
+				key := fmt.Sprintf("%s/%s/c=%d", mode.name, w.name, c)
+				b.Run(key, func(b *testing.B) {
+					res := measureTasks(b, broker, settings, c, b.N)
+					benchMu.Lock()
+					benchResults[key] = res
+					base, haveBase := benchResults[fmt.Sprintf("baseline/%s/c=%d", w.name, c)]
+					benchMu.Unlock()
+					b.ReportMetric(float64(res.p50)/1e6, "p50-ms")
+					b.ReportMetric(float64(res.p95)/1e6, "p95-ms")
+					b.ReportMetric(float64(res.p99)/1e6, "p99-ms")
+					b.ReportMetric(res.perSecond, "tasks/s")
+					if haveBase && mode.name != "baseline" {
+						b.ReportMetric(float64(base.p50)/float64(res.p50), "x-faster-p50")
+						b.ReportMetric(res.perSecond/base.perSecond, "x-throughput")
+					}
+				})
+			}
+		}
+		stopBenchRunner(p)
+		broker.Close()
+	}
+	printBenchTable()
+}
+
+// measureTasks runs n tasks, c at a time, and returns their settings to
+// result latencies and the throughput.
+func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMessage, c, n int) benchResult {
+	n = max(n, c)
+	took := make([]time.Duration, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var failed error
+	var mu sync.Mutex
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				out, err := broker.RunTask(ctx, settings)
+				cancel()
+				if err != nil || !out.Done {
+					mu.Lock()
+					failed = fmt.Errorf("task failed: %v %s", err, out.Error)
+					mu.Unlock()
+					continue
+				}
+				took[i] = out.Completed.Sub(out.SettingsSent)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	slices.Sort(took)
+	at := func(p float64) time.Duration { return took[int(p*float64(len(took)-1))] }
+	return benchResult{p50: at(0.5), p95: at(0.95), p99: at(0.99), perSecond: float64(n) / elapsed.Seconds()}
+}
+
+func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"N8N_RUNNERS_TASK_BROKER_URI=" + b.URL(), "N8N_RUNNERS_AUTH_TOKEN=test-token",
+		"N8N_PYTHON_INTERPRETER=" + testInterpreter(), "N8N_PYTHON_CACHE_DIR=" + cacheDir,
+		"N8N_RUNNERS_MAX_CONCURRENCY=10", "N8N_PYTHON_POOL_MAX_WORKERS=16",
+		"N8N_RUNNERS_STDLIB_ALLOW=json", "N8N_PYTHON_ISOLATION=" + isolation,
+		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL=WARNING", "GORACE=halt_on_error=1 atexit_sleep_ms=0",
+	}
+	p := &proc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = benchCommand(env)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitRegistered(ctx, 1); err != nil {
+		_ = p.cmd.Process.Kill()
+		return nil, fmt.Errorf("%v: %s", err, p.out.String())
+	}
+	return p, nil
+}
+
+func stopBenchRunner(p *proc) {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// printBenchTable prints the README's Performance table.
+func printBenchTable() {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	var sb strings.Builder
+	sb.WriteString("\n| workload | c | baseline p50 | isolated p50 / p95 / p99 | reuse p50 / p95 / p99 | tasks/s baseline / isolated / reuse |\n|---|---|---|---|---|---|\n")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+	for _, w := range benchWorkloads {
+		for _, c := range benchConcurrency {
+			base, okB := benchResults[fmt.Sprintf("baseline/%s/c=%d", w.name, c)]
+			iso, okI := benchResults[fmt.Sprintf("isolated/%s/c=%d", w.name, c)]
+			re, okR := benchResults[fmt.Sprintf("reuse/%s/c=%d", w.name, c)]
+			if !okB || !okI || !okR {
+				continue
+			}
+			fmt.Fprintf(&sb, "| %s | %d | %s ms | %s / %s / %s ms (%.0fx) | %s / %s / %s ms (%.0fx) | %.0f / %.0f (%.1fx) / %.0f (%.1fx) |\n",
+				w.name, c, ms(base.p50),
+				ms(iso.p50), ms(iso.p95), ms(iso.p99), float64(base.p50)/float64(iso.p50),
+				ms(re.p50), ms(re.p95), ms(re.p99), float64(base.p50)/float64(re.p50),
+				base.perSecond, iso.perSecond, iso.perSecond/base.perSecond, re.perSecond, re.perSecond/base.perSecond)
+		}
+	}
+	fmt.Print(sb.String())
+}
+
+// BenchmarkStartup: from starting the pyrunner process to its registration
+// with the broker.
+func BenchmarkStartup(b *testing.B) {
+	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer broker.Close()
+	var took []time.Duration
+	for range b.N {
+		start := time.Now()
+		p, err := startBenchRunner(broker, "isolated")
+		if err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		stopBenchRunner(p)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for len(broker.Runners()) > 0 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(took[len(took)-1])/1e6, "max-ms")
+}
