@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -27,6 +28,9 @@ type Options struct {
 	// interpreter state.
 	Reuse         bool
 	MaxExecutions int // default 100
+	// Zygotes is how many zygotes fork processes in parallel
+	// (N8N_PYTHON_POOL_ZYGOTES); 0: one per four cores, at most 8.
+	Zygotes int
 	// WaitTimeout bounds how long a task waits for a process when none can
 	// be started (N8N_PYTHON_POOL_STARTUP_TIMEOUT, default 30 s).
 	WaitTimeout time.Duration
@@ -48,6 +52,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxExecutions <= 0 {
 		o.MaxExecutions = 100
 	}
+	if o.Zygotes <= 0 {
+		o.Zygotes = min(8, max(1, runtime.NumCPU()/4))
+	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 30 * time.Second
 	}
@@ -60,7 +67,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ZygoteExecutor runs tasks in processes forked from a zygote that has
+// ZygoteExecutor runs tasks in processes forked from zygotes that have
 // already imported the runtime and the preloaded modules. In the default
 // isolated mode each task gets a fresh process that was forked and fenced
 // in before the task arrived, and that exits after it; in reuse mode a
@@ -69,15 +76,14 @@ func (o Options) withDefaults() Options {
 type ZygoteExecutor struct {
 	opts   Options
 	logger *slog.Logger
+	slots  []*zygoteSlot
 
-	mu      sync.Mutex
-	current *zygote       // nil while (re)starting
-	ready   chan struct{} // closed when current is set; replaced on death
-	closed  bool
-	// supervising: Start succeeded, so supervise runs and closes done.
+	mu     sync.Mutex
+	closed bool
+	// supervising: Start succeeded, so the supervisors run and wg counts them.
 	supervising bool
 	stop        chan struct{}
-	done        chan struct{}
+	wg          sync.WaitGroup
 
 	workers  workers
 	verdicts *verdicts
@@ -93,125 +99,76 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 	opts = opts.withDefaults()
 	e := &ZygoteExecutor{
 		opts: opts, logger: opts.Spec.Logger,
-		ready: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
-		verdicts: newVerdicts(),
+		stop: make(chan struct{}), verdicts: newVerdicts(),
+	}
+	for range opts.Zygotes {
+		e.slots = append(e.slots, newZygoteSlot(opts.Spec))
 	}
 	e.workers.init(e)
 	return e
 }
 
-// Start starts the first zygote, the supervisor that replaces it when it
-// dies, and the maintainer that keeps processes ready.
+// Start starts the zygotes (in parallel), the supervisors that replace
+// them when they die, and the maintainer that keeps processes ready.
 func (e *ZygoteExecutor) Start(ctx context.Context) error {
-	z, err := startZygote(ctx, e.opts.Spec)
-	if err != nil {
+	zygotes := make([]*zygote, len(e.slots))
+	errs := make([]error, len(e.slots))
+	var wg sync.WaitGroup
+	for i := range e.slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			zygotes[i], errs[i] = startZygote(ctx, e.opts.Spec)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, z := range zygotes {
+			if z != nil {
+				z.close()
+			}
+		}
 		return err
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
-		e.mu.Unlock()
-		z.close()
+		for _, z := range zygotes {
+			z.close()
+		}
 		return ErrClosed
 	}
-	e.current = z
 	e.supervising = true
-	close(e.ready)
-	e.mu.Unlock()
-	go e.supervise(z)
+	for i, slot := range e.slots {
+		slot.set(zygotes[i])
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			slot.supervise(e.stop, e.workers.wake)
+		}()
+	}
 	go e.workers.maintain(e.stop)
 	return nil
-}
-
-// supervise restarts the zygote whenever it dies, with capped backoff, until
-// Close.
-func (e *ZygoteExecutor) supervise(z *zygote) {
-	defer close(e.done)
-	backoff := 100 * time.Millisecond
-	for {
-		select {
-		case <-e.stop:
-			z.close()
-			return
-		case <-z.dead:
-		}
-		e.logger.Warn("Python zygote exited; starting a new one", "error", z.deadErr)
-		e.mu.Lock()
-		e.current = nil
-		e.ready = make(chan struct{})
-		e.mu.Unlock()
-		z.close()
-		for {
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-e.stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			next, err := startZygote(ctx, e.opts.Spec)
-			cancel()
-			if err == nil {
-				z = next
-				backoff = 100 * time.Millisecond
-				e.mu.Lock()
-				e.current = z
-				close(e.ready)
-				e.mu.Unlock()
-				e.workers.wake()
-				break
-			}
-			e.logger.Error("Python zygote failed to start", "error", err, "retry_in", backoff)
-			select {
-			case <-e.stop:
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
-		}
-	}
 }
 
 // Capacity is MaxWorkers while a zygote is up, else 0.
 func (e *ZygoteExecutor) Capacity() int {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed || e.current == nil {
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
 		return 0
 	}
-	return e.opts.MaxWorkers
-}
-
-// ZygotePID is the current zygote's process id, or 0 while there is none.
-func (e *ZygoteExecutor) ZygotePID() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.current == nil {
-		return 0
-	}
-	return e.current.cmd.Process.Pid
-}
-
-// zygote returns the live zygote, waiting for a restart if one is under
-// way.
-func (e *ZygoteExecutor) zygote(ctx context.Context) (*zygote, error) {
-	for {
-		e.mu.Lock()
-		z, ready, closed := e.current, e.ready, e.closed
-		e.mu.Unlock()
-		if closed {
-			return nil, ErrClosed
-		}
-		if z != nil {
-			return z, nil
-		}
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	for _, s := range e.slots {
+		if s.up() {
+			return e.opts.MaxWorkers
 		}
 	}
+	return 0
 }
+
+// ZygotePID is the first zygote's process id, or 0 while there is none.
+func (e *ZygoteExecutor) ZygotePID() int { return e.slots[0].pid() }
 
 // Run takes a ready process (waiting, by priority, when none is), hands it
 // t and returns its result.
@@ -254,12 +211,9 @@ func (e *ZygoteExecutor) Close() error {
 		return nil
 	}
 	e.closed = true
-	supervising := e.supervising
 	e.mu.Unlock()
 	close(e.stop)
 	e.workers.closeAll(fmt.Errorf("pool: %w", ErrClosed))
-	if supervising {
-		<-e.done
-	}
+	e.wg.Wait()
 	return nil
 }

@@ -49,6 +49,11 @@ type workers struct {
 	rate     rateMeter
 	// spawnTime is a moving average of spawn request to ready.
 	spawnTime time.Duration
+	// inflight counts spawn requests under way (one per zygote at most);
+	// after failures, no spawn before backoffUntil.
+	inflight     int
+	failures     int
+	backoffUntil time.Time
 }
 
 func (ws *workers) init(e *ZygoteExecutor) {
@@ -197,12 +202,11 @@ func (ws *workers) needLocked() int {
 	return min(want, room)
 }
 
-// maintain starts processes as needed, and retires dead and long-idle ones,
-// until stop.
+// maintain starts processes as needed, one spawn in flight per zygote, and
+// retires dead and long-idle ones, until stop.
 func (ws *workers) maintain(stop <-chan struct{}) {
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
-	failures := 0
 	for {
 		select {
 		case <-stop:
@@ -214,44 +218,70 @@ func (ws *workers) maintain(stop <-chan struct{}) {
 		for {
 			ws.mu.Lock()
 			n := 0
-			if ws.closed == nil {
+			if ws.closed == nil && time.Now().After(ws.backoffUntil) && ws.inflight < len(ws.e.slots) {
 				n = ws.needLocked()
 			}
+			var slot *zygoteSlot
 			if n > 0 {
+				slot = ws.pickSlotLocked()
+				slot.inflight++
+				ws.inflight++
 				ws.starting++
 			}
 			ws.mu.Unlock()
 			if n <= 0 {
 				break
 			}
-			if err := ws.spawn(stop); err != nil {
-				ws.mu.Lock()
-				ws.starting--
-				ws.mu.Unlock()
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				failures++
-				ws.e.logger.Warn("could not start a task process", "error", err)
-				// Back off; the ticker or the next task tries again.
-				select {
-				case <-stop:
-					return
-				case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
-				}
-				break
-			}
-			failures = 0
+			go ws.spawn(slot, stop)
 		}
 	}
 }
 
-// spawn asks the zygote for a process and, once it reports ready (forked,
-// fenced in, sandbox prepared), hands it out. The wait for readiness runs
-// on its own goroutine so that the next spawn can start at once.
-func (ws *workers) spawn(stop <-chan struct{}) error {
+// pickSlotLocked is the live zygote with the fewest spawns under way.
+func (ws *workers) pickSlotLocked() *zygoteSlot {
+	var best *zygoteSlot
+	for _, s := range ws.e.slots {
+		if !s.up() {
+			continue
+		}
+		if best == nil || s.inflight < best.inflight {
+			best = s
+		}
+	}
+	if best == nil {
+		best = ws.e.slots[0] // all restarting: wait for the first
+	}
+	return best
+}
+
+// spawn asks a zygote for a process; once that reports ready (forked,
+// fenced in, sandbox prepared, warmed up) awaitReady hands it out.
+func (ws *workers) spawn(slot *zygoteSlot, stop <-chan struct{}) {
+	started := time.Now()
+	proc, err := ws.spawnOn(slot, stop)
+	ws.mu.Lock()
+	slot.inflight--
+	ws.inflight--
+	if err != nil {
+		ws.starting--
+		select {
+		case <-stop:
+		default:
+			ws.failures++
+			ws.backoffUntil = time.Now().Add(min(time.Duration(ws.failures)*100*time.Millisecond, 2*time.Second))
+			ws.e.logger.Warn("could not start a task process", "error", err)
+		}
+		ws.mu.Unlock()
+		ws.wake()
+		return
+	}
+	ws.failures = 0
+	ws.mu.Unlock()
+	ws.wake() // the zygote is free for the next spawn
+	ws.awaitReady(&worker{proc: proc}, started)
+}
+
+func (ws *workers) spawnOn(slot *zygoteSlot, stop <-chan struct{}) (*taskProcess, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -261,21 +291,15 @@ func (ws *workers) spawn(stop <-chan struct{}) error {
 		case <-ctx.Done():
 		}
 	}()
-	z, err := ws.e.zygote(ctx)
+	z, err := slot.get(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	maxTasks := 1
 	if ws.e.opts.Reuse {
 		maxTasks = ws.e.opts.MaxExecutions
 	}
-	started := time.Now()
-	proc, err := z.spawn(ctx, maxTasks)
-	if err != nil {
-		return err
-	}
-	go ws.awaitReady(&worker{proc: proc}, started)
-	return nil
+	return z.spawn(ctx, maxTasks)
 }
 
 // readyTimeout bounds a forked process's fencing and preparation.

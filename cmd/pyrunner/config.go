@@ -59,6 +59,7 @@ type Config struct {
 	PoolMaxIdleTime    envInt  `env:"N8N_PYTHON_POOL_MAX_IDLE_TIME, default=300000"`
 	PoolMaxExecutions  envInt  `env:"N8N_PYTHON_POOL_MAX_EXECUTIONS, default=100"`
 	PoolStartupTimeout envInt  `env:"N8N_PYTHON_POOL_STARTUP_TIMEOUT, default=30000"`
+	PoolZygotes        envInt  `env:"N8N_PYTHON_POOL_ZYGOTES, default=0"` // 0: one per four cores, at most 8
 	Preload            envList `env:"N8N_PYTHON_PRELOAD"`
 
 	// Per-task limits.
@@ -237,6 +238,9 @@ func (c *Config) Validate() []error {
 	}
 	if c.PoolMinWorkers < 0 || c.PoolMinWorkers > c.PoolMaxWorkers {
 		add("N8N_PYTHON_POOL_MIN_WORKERS must be between 0 and N8N_PYTHON_POOL_MAX_WORKERS (%d), got %d", c.PoolMaxWorkers, c.PoolMinWorkers)
+	}
+	if c.PoolZygotes < 0 || c.PoolZygotes > 64 {
+		add("N8N_PYTHON_POOL_ZYGOTES must be between 0 (one per four cores) and 64, got %d", c.PoolZygotes)
 	}
 	for name, v := range map[string]envInt{
 		"N8N_PYTHON_POOL_MAX_IDLE_TIME": c.PoolMaxIdleTime, "N8N_PYTHON_POOL_MAX_EXECUTIONS": c.PoolMaxExecutions,

@@ -148,6 +148,7 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 		MaxIdleTime:   ms(cfg.PoolMaxIdleTime),
 		Reuse:         cfg.Isolation == isolationReuse,
 		MaxExecutions: int(cfg.PoolMaxExecutions),
+		Zygotes:       int(cfg.PoolZygotes),
 		WaitTimeout:   ms(cfg.PoolStartupTimeout),
 		MaxPayload:    int(cfg.MaxPayload),
 	}
