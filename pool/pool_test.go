@@ -167,3 +167,143 @@ func TestRefusedCodeIsRefusedAgainWithoutAProcess(t *testing.T) {
 		t.Fatalf("the second run used a process: %+v", st)
 	}
 }
+
+func startExecutor(t *testing.T, opts pool.Options) *pool.ZygoteExecutor {
+	t.Helper()
+	if opts.Spec.Executable == "" {
+		opts.Spec = pooltest.Spec(t)
+	}
+	exec := pool.NewZygoteExecutor(opts)
+	if err := exec.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Close() })
+	return exec
+}
+
+func pidOf(t *testing.T, res pool.Result) int {
+	t.Helper()
+	var out []struct {
+		JSON struct{ Pid int } `json:"json"`
+	}
+	if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
+		t.Fatalf("task: %s %q", res.Result, errText(res.Err))
+	}
+	return out[0].JSON.Pid
+}
+
+const pidTask = "import os\nreturn [{'json': {'pid': os.getpid()}}]"
+
+// TestIsolationModes: isolated runs every task in a process of its own;
+// reuse runs MaxExecutions tasks per worker, then replaces it.
+func TestIsolationModes(t *testing.T) {
+	task := pool.Task{ID: "p", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}
+	iso := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1})
+	seen := map[int]bool{}
+	for range 5 {
+		pid := pidOf(t, iso.Run(context.Background(), task))
+		if seen[pid] {
+			t.Fatalf("isolated mode ran two tasks in process %d", pid)
+		}
+		seen[pid] = true
+	}
+	reuse := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Reuse: true, MaxExecutions: 3})
+	var pids []int
+	for range 7 {
+		pids = append(pids, pidOf(t, reuse.Run(context.Background(), task)))
+	}
+	if pids[0] != pids[1] || pids[1] != pids[2] || pids[3] == pids[2] || pids[3] != pids[5] || pids[6] == pids[5] {
+		t.Fatalf("reuse with 3 executions per worker ran tasks in %v", pids)
+	}
+}
+
+// TestQueueIsByPriority: with every process busy, waiting tasks get the
+// next one by priority, then first come.
+func TestQueueIsByPriority(t *testing.T) {
+	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1})
+	block := settings(t, "import time\ntime.sleep(1)\nreturn []", "runOnceForAllItems", []any{})
+	quick := settings(t, "return []", "runOnceForAllItems", []any{})
+	go exec.Run(context.Background(), pool.Task{ID: "block", Settings: block})
+	for deadline := time.Now().Add(5 * time.Second); exec.Stats().Busy != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the blocking task did not start")
+		}
+	}
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	for i, q := range []struct {
+		name string
+		prio pool.Priority
+	}{{"low", pool.Low}, {"normal-1", pool.Normal}, {"high", pool.High}, {"normal-2", pool.Normal}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res := exec.Run(context.Background(), pool.Task{ID: q.name, Settings: quick, Priority: q.prio}); res.Err != nil {
+				t.Error(res.Err)
+			}
+			mu.Lock()
+			order = append(order, q.name)
+			mu.Unlock()
+		}()
+		// Queue them in this order.
+		for deadline := time.Now().Add(5 * time.Second); exec.Stats().Waiting != i+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s did not queue: %+v", q.name, exec.Stats())
+			}
+		}
+	}
+	wg.Wait()
+	if got := strings.Join(order, ","); got != "high,normal-1,normal-2,low" {
+		t.Fatalf("served in order %s, want high,normal-1,normal-2,low", got)
+	}
+}
+
+// TestReadyProcessesFollowTheLoad: a burst raises how many processes are
+// kept ready; once quiet for MaxIdleTime, the pool shrinks back to
+// MinWorkers.
+func TestReadyProcessesFollowTheLoad(t *testing.T) {
+	exec := startExecutor(t, pool.Options{MaxWorkers: 8, MinWorkers: 1, MaxIdleTime: 300 * time.Millisecond})
+	task := pool.Task{ID: "q", Settings: settings(t, "return []", "runOnceForAllItems", []any{})}
+	var wg sync.WaitGroup
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	peak := 0
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st := exec.Stats()
+			peak = max(peak, st.Ready+st.Starting)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 60 {
+				if res := exec.Run(context.Background(), task); res.Err != nil {
+					t.Error(res.Err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-stopped
+	if peak < 2 {
+		t.Fatalf("at most %d processes ready or starting during the burst, want more than MinWorkers", peak)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for exec.Stats().Ready+exec.Stats().Starting != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool did not shrink back to MinWorkers: %+v", exec.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("peak of %d ready or starting during the burst, back to 1 after", peak)
+}
