@@ -307,3 +307,26 @@ func TestReadyProcessesFollowTheLoad(t *testing.T) {
 	}
 	t.Logf("peak of %d ready or starting during the burst, back to 1 after", peak)
 }
+
+// TestStuckZygoteIsReplaced: a zygote that stops answering (here: stopped
+// with SIGSTOP) is killed and replaced; the pool serves again.
+func TestStuckZygoteIsReplaced(t *testing.T) {
+	spec := pooltest.Spec(t)
+	spec.StartupTimeout = time.Second
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 0, Zygotes: 1, WaitTimeout: 20 * time.Second})
+	task := pool.Task{ID: "s", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}
+	pidOf(t, exec.Run(context.Background(), task))
+	stuck := exec.ZygotePID()
+	if err := syscall.Kill(stuck, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(stuck, syscall.SIGKILL) })
+	// Soon a task needs a fork from the stopped zygote (a process or two
+	// may have been ready ahead); every task is still served.
+	for range 4 {
+		pidOf(t, exec.Run(context.Background(), task))
+	}
+	if now := exec.ZygotePID(); now == stuck || now == 0 {
+		t.Fatalf("zygote %d still in place (now %d)", stuck, now)
+	}
+}

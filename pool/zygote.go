@@ -30,9 +30,17 @@ type ProcessSpec struct {
 	// runner's own, which may hold secrets.
 	Env    []string
 	Config python.Config
-	// StartupTimeout bounds a zygote's start, imports included.
+	// StartupTimeout bounds a zygote's start, imports included, and its
+	// answer to a fork request: a zygote that takes longer is replaced.
 	StartupTimeout time.Duration
 	Logger         *slog.Logger
+}
+
+func (s ProcessSpec) startupTimeout() time.Duration {
+	if s.StartupTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return s.StartupTimeout
 }
 
 func (s ProcessSpec) command(entry string) *exec.Cmd {
@@ -52,6 +60,8 @@ type zygote struct {
 	ctl        *net.UnixConn
 	logger     *slog.Logger
 	cpuSeconds int
+	// answerTimeout bounds the wait for the answer to a fork request.
+	answerTimeout time.Duration
 
 	mu       sync.Mutex
 	nextID   int
@@ -125,7 +135,7 @@ func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
 		return nil, fmt.Errorf("zygote control socket: %w", err)
 	}
 	z := &zygote{
-		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds,
+		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds, answerTimeout: spec.startupTimeout(),
 		spawns: map[int]chan spawnReply{}, exits: map[int]*processExit{},
 		dead: make(chan struct{}), waitDone: make(chan struct{}),
 	}
@@ -152,10 +162,7 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 	if _, err := z.ctl.Write(b); err != nil {
 		return fmt.Errorf("configuring zygote: %w", err)
 	}
-	timeout := spec.StartupTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	timeout := spec.startupTimeout()
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -282,12 +289,20 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	}
 
 	var r spawnReply
+	timer := time.NewTimer(z.answerTimeout)
+	defer timer.Stop()
 	select {
 	case r = <-reply:
 	case <-ctx.Done():
 		// The reply will still come; the process it names will find its
 		// channel closed and exit.
 		return nil, ctx.Err()
+	case <-timer.C:
+		// A fork takes milliseconds: a zygote this slow is stuck. Kill it;
+		// its supervisor starts another.
+		z.logger.Error("Python zygote stopped answering; replacing it", "pid", z.cmd.Process.Pid, "waited", z.answerTimeout)
+		_ = z.cmd.Process.Kill()
+		return nil, fmt.Errorf("%w: no answer to a fork request in %s", ErrZygoteDead, z.answerTimeout)
 	}
 	if r.err != nil {
 		return nil, r.err
