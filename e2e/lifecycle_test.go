@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -367,6 +368,14 @@ func TestHealthServer(t *testing.T) {
 	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Errorf("GET /readyz = %d %s", code, body)
 	}
+	// What Docker's HEALTHCHECK and exec probes run.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		check := exec.Command(binary, "healthcheck", "-path", path)
+		check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + m[1], "GORACE=atexit_sleep_ms=0"}
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Errorf("pyrunner healthcheck -path %s: %v %s", path, err, out)
+		}
+	}
 	// Alive during a CPU-bound task.
 	req := b.Request(allItems("x = 0\nfor i in range(30_000_000):\n    x += i\nreturn [{'json': {'x': x}}]", nil), fakebroker.RequestOptions{})
 	time.Sleep(200 * time.Millisecond)
@@ -394,6 +403,11 @@ func TestHealthServer(t *testing.T) {
 	}
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"ready":false`) {
 		t.Errorf("GET /readyz without a broker = %d %s", code, body)
+	}
+	check := exec.Command(binary, "healthcheck", "-path", "/readyz")
+	check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + m[1], "GORACE=atexit_sleep_ms=0"}
+	if err := check.Run(); err == nil {
+		t.Error("pyrunner healthcheck -path /readyz succeeded without a broker")
 	}
 }
 

@@ -16,6 +16,7 @@ Usage:
   pyrunner [run]     connect to the n8n broker and run tasks (configured by environment)
   pyrunner demo      start an embedded fake n8n broker, run pyrunner against it, show results
   pyrunner exec      run a Code-node snippet on items through the same pool and sandbox, print JSON
+  pyrunner healthcheck [-path /readyz]   exit 0 if the running pyrunner's health endpoint answers 200
   pyrunner version   print the version
   pyrunner help      this text
 
@@ -40,6 +41,8 @@ func main() {
 		os.Exit(demoCommand(os.Args[2:]))
 	case "exec":
 		os.Exit(execCommand(os.Args[2:], secrets))
+	case "healthcheck":
+		os.Exit(healthcheckCommand(os.Args[2:]))
 	case "version", "--version", "-v":
 		fmt.Println("pyrunner", version)
 	case "help", "--help", "-h":
