@@ -126,12 +126,19 @@ type n8nWorkflow struct {
 // webhook is registered, and removes the workflow in the test's Cleanup.
 func (e *n8nEnv) deployPython(t *testing.T, code, mode string) *n8nWorkflow {
 	t.Helper()
+	return e.deployPythonNode(t, code, mode, nil)
+}
+
+// deployPythonNode is deployPython with extra properties on the Code node,
+// such as {"onError": "continueRegularOutput"}.
+func (e *n8nEnv) deployPythonNode(t *testing.T, code, mode string, node map[string]any) *n8nWorkflow {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	begin := time.Now()
 	path := "e2e-" + randomHex(8)
 	var created struct{ ID, VersionID string }
-	if err := e.api.call(ctx, "POST", "/rest/workflows", pythonWorkflow(path, code, mode), &created); err != nil {
+	if err := e.api.call(ctx, "POST", "/rest/workflows", pythonWorkflow(path, code, mode, node), &created); err != nil {
 		t.Fatal(err)
 	}
 	w := &n8nWorkflow{api: e.api, id: created.ID, path: path}
@@ -244,7 +251,7 @@ func (w *n8nWorkflow) remove(ctx context.Context) error {
 
 // pythonWorkflow is the workflow of reference §21.6: the webhook answers
 // with the Code node's output items' json objects.
-func pythonWorkflow(path, code, mode string) map[string]any {
+func pythonWorkflow(path, code, mode string, extra map[string]any) map[string]any {
 	link := func(node string) map[string]any {
 		return map[string]any{"main": []any{[]any{map[string]any{"node": node, "type": "main", "index": 0}}}}
 	}
@@ -262,17 +269,25 @@ func pythonWorkflow(path, code, mode string) map[string]any {
 				"type": "n8n-nodes-base.splitOut", "typeVersion": 1, "position": []int{220, 0},
 				"parameters": map[string]any{"fieldToSplitOut": "body.items", "options": map[string]any{}},
 			},
-			map[string]any{
-				"id": "6e2e0000-0000-4000-8000-000000000003", "name": "Code",
-				"type": "n8n-nodes-base.code", "typeVersion": 2, "position": []int{440, 0},
-				"parameters": map[string]any{"language": "pythonNative", "mode": mode, "pythonCode": code},
-			},
+			codeNode(code, mode, extra),
 		},
 		"connections": map[string]any{"Webhook": link("Split Out"), "Split Out": link("Code")},
 		"settings": map[string]any{"executionOrder": "v1", "saveManualExecutions": true,
 			"saveDataSuccessExecution": "all", "saveDataErrorExecution": "all"},
 		"pinData": map[string]any{},
 	}
+}
+
+func codeNode(code, mode string, extra map[string]any) map[string]any {
+	node := map[string]any{
+		"id": "6e2e0000-0000-4000-8000-000000000003", "name": "Code",
+		"type": "n8n-nodes-base.code", "typeVersion": 2, "position": []int{440, 0},
+		"parameters": map[string]any{"language": "pythonNative", "mode": mode, "pythonCode": code},
+	}
+	for k, v := range extra {
+		node[k] = v
+	}
+	return node
 }
 
 func randomHex(n int) string {

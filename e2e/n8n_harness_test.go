@@ -269,6 +269,9 @@ func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 		"N8N_COMMUNITY_PACKAGES_ENABLED=false",
 		"N8N_DISABLED_MODULES=mcp-registry,community-packages,instance-ai,agents,workflow-builder,chat-hub,otel,quick-connect,n8n-packages",
 		"N8N_LOG_LEVEL=info",
+		// logNodeOutput (print) goes to n8n's stdout for webhook executions too,
+		// where the tests can see it.
+		"CODE_ENABLE_STDOUT=true",
 	}
 	s := &n8nServer{
 		out:       &syncBuffer{},
@@ -376,6 +379,8 @@ func startN8NRunner(brokerURL string) (*proc, error) {
 		"N8N_PYTHON_CACHE_DIR=" + cacheDir,
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL=DEBUG",
 		"N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT=3",
+		// TestN8NTimeout's; every other task takes milliseconds.
+		"N8N_RUNNERS_TASK_TIMEOUT=3",
 		// Built with -race: a race ends it with exit 66, which fails the test.
 		"GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}
