@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/metrics"
 )
 
 // The benchmarks run the built pyrunner against the fake broker, through
@@ -124,43 +126,22 @@ func BenchmarkTasks(b *testing.B) {
 // measureTasks runs n tasks, c at a time, and returns their settings to
 // result latencies and the throughput.
 func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMessage, c, n int) benchResult {
-	n = max(n, c)
-	took := make([]time.Duration, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var failed error
-	var mu sync.Mutex
-	start := time.Now()
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				out, err := broker.RunTask(ctx, settings)
-				cancel()
-				if err != nil || !out.Done {
-					mu.Lock()
-					failed = fmt.Errorf("task failed: %v %s", err, out.Error)
-					mu.Unlock()
-					continue
-				}
-				took[i] = out.Completed.Sub(out.SettingsSent)
-			}
-		}()
+	var firstErr atomic.Value
+	res := metrics.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := broker.RunTask(ctx, settings)
+		if err != nil || !out.Done {
+			firstErr.CompareAndSwap(nil, fmt.Sprintf("task failed: %v %s", err, out.Error))
+			return 0, false
+		}
+		return out.Completed.Sub(out.SettingsSent), true
+	})
+	if msg := firstErr.Load(); msg != nil {
+		b.Fatal(msg)
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	elapsed := time.Since(start)
-	if failed != nil {
-		b.Fatal(failed)
-	}
-	slices.Sort(took)
-	at := func(p float64) time.Duration { return took[int(p*float64(len(took)-1))] }
-	return benchResult{p50: at(0.5), p95: at(0.95), p99: at(0.99), perSecond: float64(n) / elapsed.Seconds()}
+	ms := func(v float64) time.Duration { return time.Duration(v * 1e6) }
+	return benchResult{p50: ms(res.P50ms), p95: ms(res.P95ms), p99: ms(res.P99ms), perSecond: res.PerSecond}
 }
 
 func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {

@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/metrics"
 )
 
 // demoTask is one Code node the demo sends through the broker.
@@ -239,44 +239,18 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 // prints their settings-to-result percentiles and the throughput as JSON;
 // then it stops pyrunner.
 func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
-	took := make([]time.Duration, n)
-	next := make(chan int)
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out, err := b.RunTask(ctx, settings)
-				if err != nil || !out.Done {
-					failed.Add(1)
-					continue
-				}
-				took[i] = out.Completed.Sub(out.SettingsSent)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(took)
-	pct := func(p float64) float64 { return float64(took[int(p*float64(n-1))]) / 1e6 }
-	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"tasks": n, "concurrency": c, "failed": failed.Load(), "p50_ms": pct(0.5), "p95_ms": pct(0.95),
-		"p99_ms": pct(0.99), "tasks_per_second": float64(n) / elapsed.Seconds(),
+	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+		out, err := b.RunTask(ctx, settings)
+		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
+	_ = json.NewEncoder(os.Stdout).Encode(res)
 	_ = child.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
 		_ = child.Process.Kill()
 	}
-	if failed.Load() > 0 {
+	if res.Failed > 0 {
 		return 1
 	}
 	return 0

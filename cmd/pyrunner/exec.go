@@ -9,10 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
-	"sync"
 	"time"
 
+	"github.com/pyrunner/pyrunner/metrics"
 	"github.com/pyrunner/pyrunner/pool"
 )
 
@@ -142,43 +141,13 @@ func readInput(name string) ([]byte, error) {
 // execRepeat runs task n times, c at a time, and prints latency percentiles
 // and throughput as JSON.
 func execRepeat(ctx context.Context, exec pool.Executor, task pool.Task, n, c int) int {
-	took := make([]time.Duration, n)
-	var failed int
-	var mu sync.Mutex
-	next := make(chan int)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t0 := time.Now()
-				res := exec.Run(ctx, task)
-				took[i] = time.Since(t0)
-				if res.Err != nil {
-					mu.Lock()
-					failed++
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(took)
-	pct := func(p float64) float64 { return float64(took[int(p*float64(n-1))]) / 1e6 }
-	stats := map[string]any{
-		"tasks": n, "concurrency": c, "failed": failed,
-		"median_ms": pct(0.5), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-		"tasks_per_second": float64(n) / elapsed.Seconds(),
-	}
-	_ = json.NewEncoder(os.Stdout).Encode(stats)
-	if failed > 0 {
+	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+		start := time.Now()
+		r := exec.Run(ctx, task)
+		return time.Since(start), r.Err == nil
+	})
+	_ = json.NewEncoder(os.Stdout).Encode(res)
+	if res.Failed > 0 {
 		return 1
 	}
 	return 0
