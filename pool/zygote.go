@@ -86,6 +86,8 @@ type controlMsg struct {
 	Signal  int    `json:"signal"`
 	Error   string `json:"error"`
 	Version string `json:"version"`
+	// Landlock is the ABI the task processes will use; 0: none.
+	Landlock *int `json:"landlock"`
 }
 
 // startZygote starts the zygote, sends it its configuration and waits for
@@ -185,6 +187,11 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 		return fmt.Errorf("zygote sent %q instead of ready", buf[:n])
 	}
 	z.logger.Debug("zygote ready", "pid", m.Pid, "python", m.Version)
+	if m.Landlock != nil && *m.Landlock == 0 && spec.Config.LandlockABI != 0 {
+		z.logger.Warn("Landlock is not available here (Linux before 5.13, or blocked by a seccomp profile): " +
+			"task processes keep their other fences, but files, ptrace and signals rest on uids and seccomp alone; " +
+			"run pyrunner as root so that each task gets a uid of its own (README: Security)")
+	}
 	return nil
 }
 
