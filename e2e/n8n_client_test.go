@@ -242,11 +242,26 @@ func (w *n8nWorkflow) remove(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	prefix := "/rest/workflows/" + w.id
-	return errors.Join(
+	if err := errors.Join(
 		w.api.call(ctx, "POST", prefix+"/deactivate", map[string]any{}, nil),
 		w.api.call(ctx, "POST", prefix+"/archive", map[string]any{}, nil),
-		w.api.call(ctx, "DELETE", prefix, nil, nil),
-	)
+	); err != nil {
+		return err
+	}
+	// n8n 2.41.1 unpublishes asynchronously: a delete right after the
+	// deactivation can get 409 "Workflow is still being unpublished".
+	for {
+		err := w.api.call(ctx, "DELETE", prefix, nil, nil)
+		var ne *n8nError
+		if err == nil || !errors.As(err, &ne) || ne.Status != http.StatusConflict {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // pythonWorkflow is the workflow of reference §21.6: the webhook answers
