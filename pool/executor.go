@@ -55,6 +55,11 @@ func (o Options) withDefaults() Options {
 	if o.Zygotes <= 0 {
 		o.Zygotes = min(8, max(1, runtime.NumCPU()/4))
 	}
+	if c := o.Spec.Config; c.TaskUIDCount > 1 {
+		// Each zygote needs a share of the uid range at least as large as
+		// the processes it may have alive.
+		o.Zygotes = max(1, min(o.Zygotes, c.TaskUIDCount/(2*o.MaxWorkers+2)))
+	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 30 * time.Second
 	}
@@ -101,11 +106,28 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 		opts: opts, logger: opts.Spec.Logger,
 		stop: make(chan struct{}), verdicts: newVerdicts(),
 	}
-	for range opts.Zygotes {
-		e.slots = append(e.slots, newZygoteSlot(opts.Spec))
+	for i := range opts.Zygotes {
+		e.slots = append(e.slots, newZygoteSlot(slotSpec(opts.Spec, i, opts.Zygotes)))
 	}
 	e.workers.init(e)
 	return e
+}
+
+// slotSpec is the spec of zygote i of n: with a uid of its own per task
+// process, each zygote hands out its own share of the range, so that no
+// two live task processes ever share a uid.
+func slotSpec(spec ProcessSpec, i, n int) ProcessSpec {
+	c := spec.Config
+	if c.TaskUIDCount > 1 && c.TaskUID >= 0 {
+		share := c.TaskUIDCount / n
+		c.TaskUID += i * share
+		if c.TaskGID >= 0 {
+			c.TaskGID += i * share
+		}
+		c.TaskUIDCount = share
+	}
+	spec.Config = c
+	return spec
 }
 
 // Start starts the zygotes (in parallel), the supervisors that replace
