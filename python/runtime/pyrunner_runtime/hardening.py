@@ -190,15 +190,22 @@ _BPF_LD_W_ABS = 0x20
 _BPF_JEQ_K = 0x15
 _BPF_JGE_K = 0x35
 _BPF_RET_K = 0x06
+_BPF_JA = 0x05
 _EPERM, _EACCES = 1, 13
+# x32 system calls carry this bit on x86_64; the filter refuses them outright.
+_X32_SYSCALL_BIT = 0x40000000
+# fcntl and ioctl commands that make the kernel signal a chosen process or group
+# (asynchronous I/O notification), a route around the kill family.
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
+_FIOSETOWN, _SIOCSPGRP = 0x8901, 0x8902
 _AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
 
 # (audit arch, syscall numbers) per machine.
 _ARCH = {
-    "x86_64": (0xC000003E, {"socket": 41, "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
+    "x86_64": (0xC000003E, {"socket": 41, "ioctl": 16, "fcntl": 72, "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
                             "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "io_uring_setup": 425,
                             "io_uring_enter": 426, "io_uring_register": 427}),
-    "aarch64": (0xC00000B7, {"socket": 198, "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138,
+    "aarch64": (0xC00000B7, {"socket": 198, "ioctl": 29, "fcntl": 25, "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138,
                              "rt_tgsigqueueinfo": 240, "pidfd_send_signal": 424, "io_uring_setup": 425,
                              "io_uring_enter": 426, "io_uring_register": 427}),
 }
@@ -223,10 +230,12 @@ def _jeq(k, jt, jf=0):
 class SeccompPlan:
     """The task process's seccomp filter, compiled once in the zygote.
 
-    Always: io_uring is refused (its operations would bypass the filter). network=False: no
-    AF_INET, AF_INET6 or AF_PACKET sockets. own_group_signals_only: the kill family may only
-    target 0, the process itself or its own process group (-pid); the pid is filled in by
-    install, in the task process.
+    Always: io_uring is refused (its operations would bypass the filter), and so are x32
+    system calls (they would bypass the numbers below). network=False: no AF_INET, AF_INET6 or
+    AF_PACKET sockets. own_group_signals_only: the kill family may only target 0, the process
+    itself or its own process group (-pid), and no descriptor may be set to signal another
+    process (fcntl F_SETOWN, F_SETOWN_EX, F_SETSIG; ioctl FIOSETOWN, SIOCSPGRP); the pid is
+    filled in by install, in the task process.
     """
 
     def __init__(self, network: bool, own_group_signals_only: bool):
@@ -242,6 +251,8 @@ class SeccompPlan:
             _stmt(_BPF_RET_K, _RET_KILL_PROCESS),
             _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
         ]
+        if platform.machine() == "x86_64":
+            prog += [(_BPF_JGE_K, 0, 1, _X32_SYSCALL_BIT), _stmt(_BPF_RET_K, _RET_KILL_PROCESS)]
         for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
             prog += [_jeq(nr[name], 0, 1), errno(_EPERM)]
         if not network:
@@ -266,6 +277,16 @@ class SeccompPlan:
                 ]
                 self.pid_slots += [(base + 3, 1), (base + 4, -1)]
             prog += [_jeq(nr["pidfd_send_signal"], 0, 1), errno(_EPERM)]
+            # fcntl(fd, cmd, …) and ioctl(fd, cmd, …): cmd is args[1], low word at offset 24.
+            for name, cmds in (("fcntl", (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX)), ("ioctl", (_FIOSETOWN, _SIOCSPGRP))):
+                k = len(cmds)
+                prog += [_jeq(nr[name], 0, k + 4), _stmt(_BPF_LD_W_ABS, 24)]
+                prog += [_jeq(cmd, k - i + 1, 0) for i, cmd in enumerate(cmds)]
+                prog += [
+                    _stmt(_BPF_LD_W_ABS, 0),  # allowed: the number back for the next rules
+                    _stmt(_BPF_JA, 1),
+                    errno(_EPERM),
+                ]
         prog.append(_stmt(_BPF_RET_K, _RET_ALLOW))
         self.filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
 
