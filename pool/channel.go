@@ -84,6 +84,8 @@ func decodeReply(frame []byte) (Result, error) {
 			errObj = v
 		case "print_args":
 			return json.Unmarshal(v, &res.Prints)
+		case "analysis":
+			res.AnalysisPassed = string(v) == `"passed"`
 		}
 		return nil
 	})

@@ -73,6 +73,9 @@ type Result struct {
 	// order, each ready to be logNodeOutput's params.
 	Prints []json.RawMessage
 	Err    *TaskError
+	// AnalysisPassed: the task process reports that the code got past the
+	// static analysis (it ran, or was refused only at run time).
+	AnalysisPassed bool
 }
 
 // Executor runs tasks in Python processes. The runner asks it for capacity

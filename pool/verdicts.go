@@ -15,9 +15,8 @@ const verdictCacheSize = 500
 // cache lives here: code seen to be refused is refused again without a
 // process; code seen to pass skips the check.
 //
-// A verdict comes from the task process, which reports the analysis before
-// any user code runs; what user code could forge afterwards concerns its
-// own code only.
+// A verdict comes in the task process's reply. User code could forge that
+// reply, but only about its own code, the key it would be stored under.
 type verdicts struct {
 	mu    sync.Mutex
 	order *list.List // most recent first; values are *verdict
@@ -53,21 +52,21 @@ func (v *verdicts) lookup(code string) (known bool, refused *TaskError) {
 // static errors (syntax, settings) are not verdicts on the code alone.
 const securityViolations = "Security violations detected"
 
-// record notes the outcome of a task that ran code: the analysis refused it,
-// or any non-static outcome means it passed.
+// record notes what the analysis said of code: refused, or passed as the
+// task process reported before running it. Anything else (a syntax error, a
+// failed analysis, a process killed or crashed before it answered) is not
+// a verdict and is not remembered.
 func (v *verdicts) record(code string, res Result) {
 	if v == nil || code == "" {
 		return
 	}
 	var refused *TaskError
-	if res.Err != nil {
-		switch {
-		case res.Err.Kind == KindStatic && res.Err.Message == securityViolations:
-			refused = res.Err
-		case res.Err.Kind == KindUser:
-		default:
-			return // a syntax error, or killed, timed out, crashed before the analysis ended
-		}
+	switch {
+	case res.Err != nil && res.Err.Kind == KindStatic && res.Err.Message == securityViolations:
+		refused = res.Err
+	case res.AnalysisPassed:
+	default:
+		return
 	}
 	key := sha256.Sum256([]byte(code))
 	v.mu.Lock()

@@ -27,6 +27,9 @@ _USER_FILENAMES = frozenset(_FILENAMES.values())
 OUTPUT_KEY = "__n8n_internal_user_output__"
 _USER_FUNCTION = "_user_function"
 
+# The message when the static analysis itself failed (out of memory, say): the code is not run.
+ANALYSIS_FAILED = "The code could not be checked for security violations"
+
 # The most characters of traceback sent as error.stack; n8n never shows it.
 MAX_STACK_CHARS = 16 * 1024
 
@@ -82,11 +85,15 @@ def _compile(code: str, filename: str, cfg, analyzed: bool):
         return _static_error(exc)
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         return _error("static", _safe_str(exc), None, "", [])
-    violations = [] if analyzed else sandbox.check(tree, code, cfg)
-    if violations:
-        return _error("static", "Security violations detected", "\n".join(violations), "", [])
     try:
-        return compile(_wrap(sandbox.rewrite(tree, cfg)), filename, "exec")
+        violations = [] if analyzed else sandbox.check(tree, code, cfg)
+        if violations:
+            return _error("static", "Security violations detected", "\n".join(violations), "", [])
+        tree = sandbox.rewrite(tree, cfg)
+    except Exception as exc:  # noqa: BLE001 - code that could not be checked does not run
+        return _error("static", ANALYSIS_FAILED, _safe_str(exc) or type(exc).__name__, "", [])
+    try:
+        return compile(_wrap(tree), filename, "exec")
     except SyntaxError as exc:  # what only the compiler sees, e.g. a bad nonlocal
         return _static_error(exc)
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -104,8 +111,12 @@ def _execute(compiled, filename: str, settings: dict, cfg, capture: PrintCapture
         else:
             result = _run_each_item(compiled, user_builtins, print_fn, items)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are user errors too
-        return _user_error(exc, stderr.getvalue(), settings["code"], capture.print_args(), cfg.memory_mb)
-    return {"op": "result", "result": result, "print_args": capture.print_args()}
+        reply = _user_error(exc, stderr.getvalue(), settings["code"], capture.print_args(), cfg.memory_mb)
+    else:
+        reply = {"op": "result", "result": result, "print_args": capture.print_args()}
+    # The code got past the static analysis: the runner may remember that for this code.
+    reply["analysis"] = "passed"
+    return reply
 
 
 def _wrap(tree: ast.Module) -> ast.Module:

@@ -94,7 +94,7 @@ class EncodeOrErrorTest(unittest.TestCase):
 
     def test_run_task_result_with_nan_end_to_end(self):
         msg = run_task({"code": "return [{'json': {'v': float('nan')}}]", "nodeMode": "runOnceForAllItems", "items": []}, Config())
-        self.assertEqual(decoded(encode_or_error(msg)), {"op": "result", "result": [{"json": {"v": None}}], "print_args": []})
+        self.assertEqual(decoded(encode_or_error(msg)), {"op": "result", "result": [{"json": {"v": None}}], "print_args": [], "analysis": "passed"})
 
     def test_benchmark_1000_item_result(self):
         # Printed, not asserted: timings depend on the machine.

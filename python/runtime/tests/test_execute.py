@@ -368,6 +368,21 @@ class SandboxSeamTest(unittest.TestCase):
         self.assertEqual(err["description"], "Line 1: first\nLine 2: second")
         self.assertEqual(msg["print_args"], [])
 
+    def test_failed_analysis_does_not_run_the_code(self):
+        for seam in ("check", "rewrite"):
+            with self.subTest(seam=seam), mock.patch.object(sandbox, seam, side_effect=MemoryError("out of memory")):
+                msg = run("print('ran')\nreturn 1")
+                err = error_of(self, msg, "static")
+                self.assertEqual(err["message"], execute.ANALYSIS_FAILED)
+                self.assertEqual(err["description"], "out of memory")
+                self.assertEqual(msg["print_args"], [])
+                self.assertNotIn("analysis", msg)
+
+    def test_the_reply_says_the_analysis_passed(self):
+        self.assertEqual(run("return 1")["analysis"], "passed")
+        self.assertEqual(run("raise ValueError('x')")["analysis"], "passed")
+        self.assertNotIn("analysis", run("return ("))  # a syntax error: no verdict
+
     def test_rewrite_runs_before_compile(self):
         import ast
 
