@@ -121,6 +121,12 @@ var escapes = []escape{
 	{"close the channel", "import os\nos.close(3)\nreturn [1]", map[string]string{"default": violation, "typical": violation, "wildcard": "E:"}},
 	{"forged result on the channel", "import os, json\nb = json.dumps({'op': 'result', 'result': ['forged'], 'print_args': []}).encode()\nos.write(3, len(b).to_bytes(4, 'big') + b)\nimport time\ntime.sleep(5)",
 		map[string]string{"default": violation, "typical": violation, "wildcard": `D:"forged"`}},
+	{"announce a huge reply", "import os, time\nos.write(3, (1 << 30).to_bytes(4, 'big') + b'{')\ntime.sleep(5)",
+		map[string]string{"default": violation, "typical": violation, "wildcard": "E:Task result is too large: frame too large: 1073741824 bytes, limit 33619968 (N8N_PYTHON_MAX_RESULT_MB)"}},
+	{"invalid UTF-8 on the channel", "import os, time\nb = b'{\"op\":\"result\",\"result\":[\"\\xff\"],\"print_args\":[]}'\nos.write(3, len(b).to_bytes(4, 'big') + b)\ntime.sleep(5)",
+		map[string]string{"default": violation, "typical": violation, "wildcard": "E:Task process sent an invalid reply: reply is not valid UTF-8"}},
+	{"a flood of print entries on the channel", "import os, json, time\nb = json.dumps({'op': 'result', 'result': [], 'print_args': [['x']] * 100000}).encode()\nos.write(3, len(b).to_bytes(4, 'big') + b)\ntime.sleep(5)",
+		map[string]string{"default": violation, "typical": violation, "wildcard": "E:Task process sent an invalid reply: reply has 100000 print entries, more than 101"}},
 	// Resources.
 	{"fork bomb", "import os\nwhile True:\n    os.fork()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:Resource temporarily unavailable"}},
 	{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:can't start new thread"}},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"unicode/utf8"
 
 	"github.com/pyrunner/pyrunner/broker/jsonscan"
 )
@@ -64,11 +65,22 @@ func taskFrame(t Task) []byte {
 	return append(b, '}')
 }
 
+// maxPrintEntries is the most print entries an honest reply has: the task
+// process keeps the first 100 print() calls (config.py's max_prints) and adds
+// one entry saying how many it dropped. Each becomes a message to n8n.
+const maxPrintEntries = 100 + 1
+
 // decodeReply turns a task process's frame into a Result. The frame comes
 // from a process that ran user code, so it is checked, not trusted: the
 // result must be valid JSON before it goes to the broker, and that is the
 // one scan it gets (encoding/json would scan it twice more to decode it).
 func decodeReply(frame []byte) (Result, error) {
+	// The runner passes results and prints on to the broker as they are, in
+	// websocket text messages: invalid UTF-8 there would make n8n close the
+	// connection (RFC 6455 §8.1), and json.Valid does not look.
+	if !utf8.Valid(frame) {
+		return Result{}, errors.New("reply is not valid UTF-8")
+	}
 	var op, kind string
 	var res Result
 	var errObj []byte
@@ -91,6 +103,9 @@ func decodeReply(frame []byte) (Result, error) {
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("undecodable reply: %w", err)
+	}
+	if len(res.Prints) > maxPrintEntries {
+		return Result{}, fmt.Errorf("reply has %d print entries, more than %d", len(res.Prints), maxPrintEntries)
 	}
 	for _, p := range res.Prints {
 		if len(p) == 0 || p[0] != '[' {

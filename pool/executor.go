@@ -72,6 +72,22 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// replySlack is room above N8N_PYTHON_MAX_RESULT_MB for a reply frame: the
+// task process checks its whole reply against that limit and sends a short
+// error instead of one that is larger.
+const replySlack = 64 << 10
+
+// replyLimit is the largest reply frame a task process may send, and the
+// setting that makes it so. A larger one is refused before it is read, so
+// that code writing to its channel cannot make the runner hold more than an
+// honest reply would.
+func (o Options) replyLimit() (limit int, setting string) {
+	if r := o.Spec.Config.MaxResultBytes; r > 0 && r+replySlack < o.MaxPayload {
+		return r + replySlack, "N8N_PYTHON_MAX_RESULT_MB"
+	}
+	return o.MaxPayload, "N8N_RUNNERS_MAX_PAYLOAD"
+}
+
 // ZygoteExecutor runs tasks in processes forked from zygotes that have
 // already imported the runtime and the preloaded modules. In the default
 // isolated mode each task gets a fresh process that was forked and fenced
@@ -207,7 +223,7 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 		}
 		return Result{Err: internalError("%v", err)}
 	}
-	res, alive := w.proc.run(ctx, t, e.opts.MaxPayload)
+	res, alive := w.proc.run(ctx, t, e.opts)
 	e.workers.release(w, alive)
 	if !known {
 		e.verdicts.record(t.Code, res)

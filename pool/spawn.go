@@ -46,7 +46,7 @@ func (e *SpawnExecutor) Run(ctx context.Context, t Task) Result {
 	if err := awaitReadyFrame(proc, readyTimeout); err != nil {
 		return Result{Err: proc.ended()}
 	}
-	res, _ := proc.run(ctx, t, e.opts.MaxPayload)
+	res, _ := proc.run(ctx, t, e.opts)
 	return res
 }
 

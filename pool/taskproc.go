@@ -44,7 +44,8 @@ type frameOrErr struct {
 // run sends t to the process and returns its result. alive reports whether
 // the process is still serving (reuse mode after a clean task); when it is
 // false the process has ended or been killed.
-func (p *taskProcess) run(ctx context.Context, t Task, maxFrame int) (res Result, alive bool) {
+func (p *taskProcess) run(ctx context.Context, t Task, opts Options) (res Result, alive bool) {
+	maxFrame, setting := opts.replyLimit()
 	replies := make(chan frameOrErr, 1)
 	go func() {
 		frame, err := readFrame(p.conn, maxFrame)
@@ -68,7 +69,7 @@ func (p *taskProcess) run(ctx context.Context, t Task, maxFrame int) (res Result
 			if errors.Is(r.err, errFrameTooLarge) {
 				p.stop()
 				return Result{Err: &TaskError{
-					Message:     fmt.Sprintf("Task result is too large: %v (N8N_RUNNERS_MAX_PAYLOAD)", r.err),
+					Message:     fmt.Sprintf("Task result is too large: %v (%s)", r.err, setting),
 					Description: strPtr(""), Kind: KindCrashed,
 				}}, false
 			}
