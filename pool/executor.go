@@ -189,12 +189,13 @@ func (e *ZygoteExecutor) Start(ctx context.Context) error {
 	return nil
 }
 
-// Capacity is MaxWorkers while a zygote is up, else 0.
+// Capacity is MaxWorkers while a zygote is up and processes can be
+// started, else 0.
 func (e *ZygoteExecutor) Capacity() int {
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()
-	if closed {
+	if closed || e.workers.failing() {
 		return 0
 	}
 	for _, s := range e.slots {

@@ -3,6 +3,8 @@ package pool_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,5 +330,46 @@ func TestStuckZygoteIsReplaced(t *testing.T) {
 	}
 	if now := exec.ZygotePID(); now == stuck || now == 0 {
 		t.Fatalf("zygote %d still in place (now %d)", stuck, now)
+	}
+}
+
+// TestFailingStartsTakeTheCapacityAway: when task processes keep dying
+// before they are ready (here: their working directories cannot be made),
+// the pool reports no capacity, keeps trying, and comes back by itself.
+func TestFailingStartsTakeTheCapacityAway(t *testing.T) {
+	spec := pooltest.Spec(t)
+	tasks := filepath.Join(t.TempDir(), "tasks")
+	if err := os.Mkdir(tasks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec.Config.TasksDir = tasks
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 1, Zygotes: 1, WaitTimeout: 30 * time.Second})
+	task := pool.Task{ID: "f", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}
+	pidOf(t, exec.Run(context.Background(), task))
+	if got := exec.Capacity(); got != 2 {
+		t.Fatalf("capacity %d while healthy", got)
+	}
+
+	moved := tasks + ".away"
+	if err := os.Rename(tasks, moved); err != nil {
+		t.Fatal(err)
+	}
+	// The process made ready ahead still serves; its replacements fail.
+	pidOf(t, exec.Run(context.Background(), task))
+	waitFor(t, 20*time.Second, "capacity 0 after failed starts", func() bool { return exec.Capacity() == 0 })
+
+	if err := os.Rename(moved, tasks); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "capacity back", func() bool { return exec.Capacity() == 2 })
+	pidOf(t, exec.Run(context.Background(), task))
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

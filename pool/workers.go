@@ -220,6 +220,10 @@ func (ws *workers) maintain(stop <-chan struct{}) {
 			n := 0
 			if ws.closed == nil && time.Now().After(ws.backoffUntil) && ws.inflight < len(ws.e.slots) {
 				n = ws.needLocked()
+				if ws.failures >= failingAfter {
+					// No capacity means no tasks and so no demand: probe.
+					n = min(max(n, 1), 1-ws.starting)
+				}
 			}
 			var slot *zygoteSlot
 			if n > 0 {
@@ -267,15 +271,13 @@ func (ws *workers) spawn(slot *zygoteSlot, stop <-chan struct{}) {
 		select {
 		case <-stop:
 		default:
-			ws.failures++
-			ws.backoffUntil = time.Now().Add(min(time.Duration(ws.failures)*100*time.Millisecond, 2*time.Second))
+			ws.startFailedLocked()
 			ws.e.logger.Warn("could not start a task process", "error", err)
 		}
 		ws.mu.Unlock()
 		ws.wake()
 		return
 	}
-	ws.failures = 0
 	ws.mu.Unlock()
 	ws.wake() // the zygote is free for the next spawn
 	ws.awaitReady(&worker{proc: proc}, started)
@@ -302,6 +304,27 @@ func (ws *workers) spawnOn(slot *zygoteSlot, stop <-chan struct{}) (*taskProcess
 	return z.spawn(ctx, maxTasks)
 }
 
+// failingAfter is how many process starts in a row may fail before the
+// pool reports no capacity: n8n then gives its tasks to other runners and
+// /readyz says why, instead of tasks waiting out the startup timeout here.
+// The maintainer keeps trying, one start at a time, and the first process
+// that becomes ready brings the capacity back.
+const failingAfter = 5
+
+// startFailedLocked counts a start that failed (the zygote could not fork,
+// or the process died or hung before it was ready) and backs off.
+func (ws *workers) startFailedLocked() {
+	ws.failures++
+	ws.backoffUntil = time.Now().Add(min(time.Duration(ws.failures)*100*time.Millisecond, 2*time.Second))
+}
+
+// failing reports whether the last failingAfter starts all failed.
+func (ws *workers) failing() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.failures >= failingAfter
+}
+
 // readyTimeout bounds a forked process's fencing and preparation.
 const readyTimeout = 10 * time.Second
 
@@ -311,6 +334,9 @@ func (ws *workers) awaitReady(w *worker, started time.Time) {
 	ws.starting--
 	closed := ws.closed != nil
 	if err != nil || closed {
+		if err != nil && !closed {
+			ws.startFailedLocked()
+		}
 		ws.mu.Unlock()
 		if err != nil && !closed {
 			ws.e.logger.Warn("task process did not become ready", "pid", w.proc.pid, "error", err)
@@ -319,6 +345,7 @@ func (ws *workers) awaitReady(w *worker, started time.Time) {
 		ws.wake()
 		return
 	}
+	ws.failures = 0
 	took := time.Since(started)
 	ws.spawnTime = (ws.spawnTime*7 + took) / 8
 	ws.handOutLocked(w)
