@@ -373,3 +373,28 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		}
 	}
 }
+
+// TestTimeoutCoversSendingTheTask: a process that does not read its
+// channel (here: stopped) cannot hold a task past its timeout, however
+// large the settings it is being sent.
+func TestTimeoutCoversSendingTheTask(t *testing.T) {
+	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Reuse: true, MaxExecutions: 10})
+	pid := pidOf(t, exec.Run(context.Background(), pool.Task{ID: "a", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	big := []any{map[string]any{"json": map[string]any{"s": strings.Repeat("x", 16<<20)}}}
+	task := pool.Task{ID: "b", Settings: settings(t, pidTask, "runOnceForAllItems", big), Timeout: time.Second}
+	done := make(chan pool.Result, 1)
+	go func() { done <- exec.Run(context.Background(), task) }()
+	select {
+	case res := <-done:
+		if got := errText(res.Err); got != "timeout|Task execution timed out after 1 second|" {
+			t.Fatalf("result %s, error %q", res.Result, got)
+		}
+	case <-time.After(20 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatal("the task outlived its timeout by far: the write to the stopped process blocked")
+	}
+	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
+}

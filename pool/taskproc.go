@@ -46,52 +46,73 @@ type frameOrErr struct {
 // false the process has ended or been killed.
 func (p *taskProcess) run(ctx context.Context, t Task, opts Options) (res Result, alive bool) {
 	maxFrame, setting := opts.replyLimit()
-	replies := make(chan frameOrErr, 1)
-	go func() {
-		frame, err := readFrame(p.conn, maxFrame)
-		replies <- frameOrErr{frame, err}
-	}()
-	if err := writeFrame(p.conn, taskFrame(t)); err != nil {
-		// The process is gone or broken: its exit status says why.
-		return Result{Err: p.ended()}, false
-	}
-
 	var timeout <-chan time.Time
 	if t.Timeout > 0 {
 		timer := time.NewTimer(t.Timeout)
 		defer timer.Stop()
 		timeout = timer.C
 	}
+	replies := make(chan frameOrErr, 1)
+	go func() {
+		frame, err := readFrame(p.conn, maxFrame)
+		replies <- frameOrErr{frame, err}
+	}()
+	// Settings can be megabytes: the write, too, must yield to the timeout
+	// and to cancellation (stopping the process closes the channel, which
+	// ends the write). The reply is used once the write is over, so that a
+	// process still serving never has a write left behind on its channel.
+	written := make(chan error, 1)
+	go func() { written <- writeFrame(p.conn, taskFrame(t)) }()
 
-	select {
-	case r := <-replies:
-		if r.err != nil {
-			if errors.Is(r.err, errFrameTooLarge) {
-				p.stop()
-				return Result{Err: &TaskError{
-					Message:     fmt.Sprintf("Task result is too large: %v (%s)", r.err, setting),
-					Description: strPtr(""), Kind: KindCrashed,
-				}}, false
-			}
+	var got *frameOrErr
+	var writeErr error
+	for {
+		switch {
+		case written == nil && got != nil:
+			res, alive := p.reply(*got, setting)
+			return res, alive && writeErr == nil
+		case written == nil && writeErr != nil:
+			// The process is gone or broken: its exit status says why.
 			return Result{Err: p.ended()}, false
 		}
-		res, err := decodeReply(r.frame)
-		if err != nil {
+		select {
+		case writeErr = <-written:
+			written = nil
+		case r := <-replies:
+			got, replies = &r, nil
+		case <-timeout:
 			p.stop()
-			return Result{Err: internalError("Task process sent an invalid reply: %v", err)}, false
+			return Result{Err: TimeoutError(t.Timeout)}, false
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), ErrKillNow) {
+				p.kill()
+			} else {
+				p.stop()
+			}
+			return Result{Err: CancelledError()}, false
 		}
-		return res, true
-	case <-timeout:
-		p.stop()
-		return Result{Err: TimeoutError(t.Timeout)}, false
-	case <-ctx.Done():
-		if errors.Is(context.Cause(ctx), ErrKillNow) {
-			p.kill()
-		} else {
-			p.stop()
-		}
-		return Result{Err: CancelledError()}, false
 	}
+}
+
+// reply turns what the reader got into the task's result; setting names
+// the limit a frame too large went over.
+func (p *taskProcess) reply(r frameOrErr, setting string) (Result, bool) {
+	if errors.Is(r.err, errFrameTooLarge) {
+		p.stop()
+		return Result{Err: &TaskError{
+			Message:     fmt.Sprintf("Task result is too large: %v (%s)", r.err, setting),
+			Description: strPtr(""), Kind: KindCrashed,
+		}}, false
+	}
+	if r.err != nil {
+		return Result{Err: p.ended()}, false
+	}
+	res, err := decodeReply(r.frame)
+	if err != nil {
+		p.stop()
+		return Result{Err: internalError("Task process sent an invalid reply: %v", err)}, false
+	}
+	return res, true
 }
 
 // ended waits for the exit status of a process whose channel broke and
