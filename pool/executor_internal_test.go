@@ -1,7 +1,13 @@
 package pool
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pyrunner/pyrunner/python"
 )
@@ -33,5 +39,31 @@ func TestZygotesShareTheUIDRange(t *testing.T) {
 	shared := ProcessSpec{Config: python.Config{TaskUID: 65534, TaskGID: 65534, TaskUIDCount: 1}}
 	if c := slotSpec(shared, 3, 4).Config; c.TaskUID != 65534 || c.TaskUIDCount != 1 {
 		t.Fatalf("one shared uid: %+v", c)
+	}
+}
+
+// TestZygoteStartEndsWhenCancelled: a zygote that never answers its
+// configuration does not hold up the executor's Close (which cancels the
+// start) for the startup timeout.
+func TestZygoteStartEndsWhenCancelled(t *testing.T) {
+	silent := filepath.Join(t.TempDir(), "python")
+	if err := os.WriteFile(silent, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := ProcessSpec{Executable: silent, StartupTimeout: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, err := startZygote(ctx, spec)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want one saying the start was cancelled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("startZygote ignored the cancellation")
 	}
 }

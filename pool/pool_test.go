@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
 
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
@@ -397,4 +400,60 @@ func TestTimeoutCoversSendingTheTask(t *testing.T) {
 		t.Fatal("the task outlived its timeout by far: the write to the stopped process blocked")
 	}
 	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
+}
+
+// detachTask starts a grandchild that leaves the task's process group
+// (sleep with a marker argument), then keeps the task running.
+func detachTask(marker string) string {
+	return "import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '" + marker + "'])\ntime.sleep(60)\nreturn []"
+}
+
+// running reports whether a live (not zombie) process has argv[1] == marker.
+func running(t *testing.T, marker string) bool {
+	t.Helper()
+	procs, err := process.Processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		args, err := p.CmdlineSlice()
+		if err != nil || len(args) != 2 || args[1] != marker {
+			continue
+		}
+		if st, _ := p.Status(); len(st) > 0 && st[0] == process.Zombie {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// TestCloseLeavesNothingBehind: closing the executor kills the running
+// tasks and what they detached from their process groups.
+func TestCloseLeavesNothingBehind(t *testing.T) {
+	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
+	marker := strconv.Itoa(7000 + os.Getpid()%1000)
+	go exec.Run(context.Background(), pool.Task{ID: "d", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
+	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
+	exec.Close()
+	waitFor(t, 10*time.Second, "the detached sleep to be gone", func() bool { return !running(t, marker) })
+}
+
+// TestKilledZygoteLeavesNothingBehind: a zygote killed outright cannot
+// clean up; with a uid of their own per task (root), the runner kills
+// whatever still runs as its uids.
+func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("tasks get uids of their own only under a root pyrunner")
+	}
+	spec := pooltest.Spec(t)
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = 1999000000, 1999000000, 16
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
+	marker := strconv.Itoa(8000 + os.Getpid()%1000)
+	go exec.Run(context.Background(), pool.Task{ID: "k", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
+	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
+	if err := syscall.Kill(exec.ZygotePID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the detached sleep to be gone", func() bool { return !running(t, marker) })
 }

@@ -95,6 +95,11 @@ func (s *zygoteSlot) supervise(stop <-chan struct{}, restarted func()) {
 				restarted()
 				break
 			}
+			select {
+			case <-stop:
+				return // closing: the start was abandoned, nothing failed
+			default:
+			}
 			s.logger.Error("Python zygote failed to start", "error", err, "retry_in", backoff)
 			select {
 			case <-stop:

@@ -62,6 +62,9 @@ type zygote struct {
 	cpuSeconds int
 	// answerTimeout bounds the wait for the answer to a fork request.
 	answerTimeout time.Duration
+	// uids is the range its task processes run as when each has a uid of
+	// its own (count 0 otherwise).
+	uids uidRange
 
 	mu       sync.Mutex
 	nextID   int
@@ -138,6 +141,7 @@ func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
 	}
 	z := &zygote{
 		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds, answerTimeout: spec.startupTimeout(),
+		uids:   ownUIDs(spec.Config),
 		spawns: map[int]chan spawnReply{}, exits: map[int]*processExit{},
 		dead: make(chan struct{}), waitDone: make(chan struct{}),
 	}
@@ -161,19 +165,21 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 	cfg := spec.Config
 	cfg.Op = "config"
 	b, _ := json.Marshal(cfg)
+	timeout := spec.startupTimeout()
+	// Cancelling ctx (the executor closing) ends the wait at once.
+	_ = z.ctl.SetDeadline(time.Now().Add(timeout))
+	defer z.ctl.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { _ = z.ctl.SetDeadline(time.Now()) })
+	defer stop()
 	if _, err := z.ctl.Write(b); err != nil {
 		return fmt.Errorf("configuring zygote: %w", err)
 	}
-	timeout := spec.startupTimeout()
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = z.ctl.SetReadDeadline(deadline)
-	defer z.ctl.SetReadDeadline(time.Time{})
 	buf := make([]byte, 1<<16)
 	n, err := z.ctl.Read(buf)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("zygote start abandoned: %w", context.Cause(ctx))
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("zygote not ready within %s (N8N_PYTHON_POOL_STARTUP_TIMEOUT)", timeout)
 		}
@@ -286,7 +292,7 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	id := z.nextID
 	z.spawns[id] = reply
 	msg, _ := json.Marshal(map[string]any{"op": "spawn", "id": id, "maxTasks": maxTasks})
-	_, _, err = z.ctl.WriteMsgUnix(msg, syscall.UnixRights(fds[1]), nil)
+	err = z.write(msg, syscall.UnixRights(fds[1]))
 	if err != nil {
 		delete(z.spawns, id)
 	}
@@ -331,7 +337,19 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 // never hit.
 func (z *zygote) signal(pid int, sig syscall.Signal) error {
 	msg, _ := json.Marshal(map[string]any{"op": "kill", "pid": pid, "signal": int(sig)})
-	_, err := z.ctl.Write(msg)
+	return z.write(msg, nil)
+}
+
+// write sends one control message. A zygote that does not take it within
+// answerTimeout is stuck: it is killed (its supervisor starts another), so
+// that no caller, and no lock it holds, waits on it for ever.
+func (z *zygote) write(msg, oob []byte) error {
+	_ = z.ctl.SetWriteDeadline(time.Now().Add(z.answerTimeout))
+	_, _, err := z.ctl.WriteMsgUnix(msg, oob, nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		z.logger.Error("Python zygote stopped reading its control socket; replacing it", "pid", z.cmd.Process.Pid, "waited", z.answerTimeout)
+		_ = z.cmd.Process.Kill()
+	}
 	return err
 }
 
@@ -344,6 +362,11 @@ func (z *zygote) close() {
 	case <-time.After(KillGrace):
 		_ = z.cmd.Process.Kill()
 		<-z.waitDone
+	}
+	if z.uids.count > 0 {
+		// Killed, or dead before it could clean up: what its tasks started
+		// and detached may still run, as uids that only its tasks use.
+		killUIDs(z.uids, z.logger)
 	}
 }
 

@@ -15,11 +15,14 @@ import shutil
 import signal
 import socket
 import sys
+import time
 
 from . import child, hardening, sandbox
 from .config import Config
 
 _MAX_PACKET = 1 << 16
+# How long shutdown keeps killing what task processes left behind (a fork bomb included).
+_SHUTDOWN_SWEEP_SECONDS = 0.5
 
 
 class GoHungUp(Exception):
@@ -138,13 +141,7 @@ class Zygote:
         except BlockingIOError:
             pass
         orphan_died = False
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, status in _reaped():
             if pid in self.children:
                 uid = self.children.pop(pid)
                 _send(self.ctl, _exit_report(pid, status))
@@ -183,11 +180,30 @@ class Zygote:
         return len(orphans)
 
     def shutdown(self) -> None:
+        """Kills every task process and all they started, then exits. What a task detached from
+        its group is adopted by us as its parents die, so the sweep repeats until no child is
+        left; with uids of their own, whatever still runs as those uids goes too."""
+        uids = [uid for uid in self.children.values() if uid >= 0]
         for pid in list(self.children):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        deadline = time.monotonic() + _SHUTDOWN_SWEEP_SECONDS
+        while time.monotonic() < deadline:
+            for _ in _reaped():
+                pass
+            left = hardening.own_children()
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+        for uid in uids:
+            hardening.kill_all_of(uid)
         os._exit(0)
 
     def loop(self) -> None:
@@ -211,6 +227,18 @@ class Zygote:
                         os.close(fd)
                     continue
                 handler(msg, fds)
+
+
+def _reaped():
+    """Reaps the children that have exited, yielding (pid, wait status) for each."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 def _probe_task_user(cfg: Config):
