@@ -39,9 +39,7 @@ func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer,
 		s.draining = true
 		clear(s.offers)
 		r.opts.Observer.OffersOpen(0)
-		r.drainedMu.Lock()
-		r.drained = true
-		r.drainedMu.Unlock()
+		r.drained.Store(true)
 		r.log.Info("Received drain signal, stopped accepting new tasks")
 	case broker.TypeRPCResponse:
 		// logNodeOutput's answer; nothing waits for it (reference §10.10).
@@ -65,12 +63,18 @@ func (r *Runner) answerMalformed(s *loopState, m broker.Message, err error) {
 		r.reject(s, m.TaskID, fmt.Sprintf("Malformed taskofferaccept: %v", err))
 	case broker.TypeTaskSettings:
 		if t, ok := s.tasks[m.TaskID]; ok && t.state == waitingForSettings {
-			delete(s.tasks, t.id)
-			r.sendError(t.conn, t.id, &pool.TaskError{Message: "Invalid task settings message: " + err.Error(), Description: new(string)})
-			r.opts.Observer.TaskFinished("error", 0)
-			r.topUp(s)
+			r.failWaiting(s, t, "Invalid task settings message: "+err.Error())
 		}
 	}
+}
+
+// failWaiting ends a task that is waiting for its settings with a
+// runner:taskerror.
+func (r *Runner) failWaiting(s *loopState, t *task, message string) {
+	delete(s.tasks, t.id)
+	r.sendError(t.conn, t.id, &pool.TaskError{Message: message, Description: new(string)})
+	r.opts.Observer.TaskFinished("error", 0)
+	r.topUp(s)
 }
 
 // accept answers broker:taskofferaccept with n8n's runner's checks, in its
@@ -111,9 +115,8 @@ func (r *Runner) cancel(s *loopState, taskID string) {
 		return
 	}
 	if t.state == waitingForSettings {
-		delete(s.tasks, taskID)
+		r.drop(s, taskID)
 		r.log.Info(fmt.Sprintf("Cancelled task %s (waiting for settings)", taskID))
-		r.opts.Observer.TaskFinished("cancelled", 0)
 		r.topUp(s)
 		return
 	}
@@ -137,11 +140,8 @@ func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message, set 
 	if err != nil {
 		// n8n's runner only logs this and the task hangs until the
 		// broker's timeout; the workflow deserves to know now.
-		delete(s.tasks, t.id)
 		r.log.Warn(fmt.Sprintf("Invalid settings for task %s: %v", t.id, err))
-		r.sendError(t.conn, t.id, &pool.TaskError{Message: err.Error(), Description: new(string)})
-		r.opts.Observer.TaskFinished("error", 0)
-		r.topUp(s)
+		r.failWaiting(s, t, err.Error())
 		return
 	}
 	taskCtx, cancel := context.WithCancelCause(ctx)

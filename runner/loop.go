@@ -113,7 +113,7 @@ func (r *Runner) loop(ctx context.Context) error {
 				r.opts.GracefulShutdownTimeout, len(s.tasks)))
 			for _, t := range s.tasks {
 				if t.state == waitingForSettings {
-					delete(s.tasks, t.id)
+					r.drop(s, t.id)
 					continue
 				}
 				t.cancel(errShutdown)
@@ -123,7 +123,9 @@ func (r *Runner) loop(ctx context.Context) error {
 
 		case <-s.killWait:
 			r.log.Warn(fmt.Sprintf("%d task(s) did not report after being killed", len(s.tasks)))
-			clear(s.tasks)
+			for id := range s.tasks {
+				r.drop(s, id)
+			}
 		}
 
 		if s.stopping && len(s.tasks) == 0 {
@@ -164,7 +166,7 @@ func (r *Runner) detach(s *loopState, conn *broker.Conn, why error) {
 			continue
 		}
 		if t.state == waitingForSettings {
-			delete(s.tasks, id)
+			r.drop(s, id)
 			continue
 		}
 		t.cancel(errConnectionLost)
@@ -174,6 +176,13 @@ func (r *Runner) detach(s *loopState, conn *broker.Conn, why error) {
 	r.opts.Observer.Connected(false)
 	s.connDone <- why
 	s.conn, s.connDone, s.registered = nil, nil, false
+}
+
+// drop forgets a task that will never report (it got no settings, or did
+// not answer being killed) and counts it as cancelled.
+func (r *Runner) drop(s *loopState, id string) {
+	delete(s.tasks, id)
+	r.opts.Observer.TaskFinished("cancelled", 0)
 }
 
 // finish ends the last connection with a normal close (1000).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker"
@@ -55,8 +56,7 @@ type Runner struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed by Shutdown
 	loopDone     chan struct{} // closed when loop returns
-	drained      bool          // set by loop: the broker sent broker:drain
-	drainedMu    sync.Mutex
+	drained      atomic.Bool   // set by loop: the broker sent broker:drain
 }
 
 // New returns a Runner that will execute tasks on exec.
@@ -128,11 +128,7 @@ func (r *Runner) Shutdown() {
 	r.shutdownOnce.Do(func() { close(r.shutdown) })
 }
 
-func (r *Runner) wasDrained() bool {
-	r.drainedMu.Lock()
-	defer r.drainedMu.Unlock()
-	return r.drained
-}
+func (r *Runner) wasDrained() bool { return r.drained.Load() }
 
 // post hands an event to the loop, or drops it once the loop has ended.
 func (r *Runner) post(ev any) {

@@ -285,3 +285,44 @@ func (b *logBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// runningCounter counts accepted tasks not yet finished, as the
+// tasks_running gauge does.
+type runningCounter struct {
+	nopObserver
+	running  atomic.Int32
+	finished sync.Map // outcome -> *atomic.Int32
+}
+
+func (c *runningCounter) TaskAccepted() { c.running.Add(1) }
+func (c *runningCounter) TaskFinished(outcome string, _ time.Duration) {
+	c.running.Add(-1)
+	n, _ := c.finished.LoadOrStore(outcome, new(atomic.Int32))
+	n.(*atomic.Int32).Add(1)
+}
+
+// TestTasksWithoutSettingsAreCountedWhenDropped: a task accepted but
+// never sent its settings ends with the connection or the shutdown; the
+// running count must come back to zero.
+func TestTasksWithoutSettingsAreCountedWhenDropped(t *testing.T) {
+	for _, how := range []string{"connection lost", "shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			obs := &runningCounter{}
+			h := start(t, newGateExecutor(2), Options{MaxConcurrency: 2, GracefulShutdownTimeout: 100 * time.Millisecond, Observer: obs}, fakebroker.Options{})
+			eventually(t, "offers", func() bool { return len(h.b.OpenOffers()) == 2 })
+			offer := h.b.OpenOffers()[0]
+			h.b.SendRaw("runner-1", []byte(fmt.Sprintf(`{"type":"broker:taskofferaccept","taskId":"no-settings","offerId":%q}`, offer.OfferID)))
+			eventually(t, "the accept", func() bool { return obs.running.Load() == 1 })
+			if how == "shutdown" {
+				h.r.Shutdown()
+			} else {
+				h.b.Close()
+			}
+			eventually(t, "the dropped task counted", func() bool { return obs.running.Load() == 0 })
+			n, _ := obs.finished.Load("cancelled")
+			if n == nil || n.(*atomic.Int32).Load() != 1 {
+				t.Fatalf("finished outcomes: want one cancelled")
+			}
+		})
+	}
+}

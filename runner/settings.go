@@ -2,10 +2,10 @@ package runner
 
 import (
 	"encoding/json"
-
 	"fmt"
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
 	"strings"
+
+	"github.com/pyrunner/pyrunner/broker/jsonscan"
 )
 
 // Code-node modes (reference §10.2).
