@@ -18,7 +18,9 @@ type zygoteSlot struct {
 	mu      sync.Mutex
 	current *zygote       // nil while (re)starting
 	ready   chan struct{} // closed when current is set; replaced on death
-	// inflight counts spawn requests under way, to spread them.
+
+	// inflight counts spawn requests under way, to spread them; guarded by
+	// workers.mu, not mu.
 	inflight int
 }
 

@@ -118,12 +118,19 @@ func (ws *workers) acquire(ctx context.Context, prio Priority) (*worker, error) 
 		return nil, why
 	}
 	ws.mu.Unlock()
-	// A process was handed to us meanwhile: give it back unused.
+	// A process was handed to us meanwhile: give it back unused, unless
+	// the pool has closed since.
 	if w := <-wt.ch; w != nil {
 		ws.mu.Lock()
 		ws.busy--
-		ws.handOutLocked(w)
+		closed := ws.closed != nil
+		if !closed {
+			ws.handOutLocked(w)
+		}
 		ws.mu.Unlock()
+		if closed {
+			w.proc.conn.Close()
+		}
 	}
 	return nil, why
 }

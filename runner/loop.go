@@ -138,9 +138,8 @@ func (r *Runner) loop(ctx context.Context) error {
 // attach makes conn the current connection; the broker will send
 // broker:inforequest at once.
 func (r *Runner) attach(s *loopState, ev connOpened) {
-	if s.conn != nil {
-		r.detach(s, s.conn, errors.New("replaced by a new connection"))
-	}
+	// No connection is current: serve returns, and the dialer may dial
+	// again, only once detach has answered on the last one's done.
 	s.conn, s.connDone = ev.conn, ev.done
 	s.registered, s.draining = false, false
 	r.opts.Observer.Connected(true)

@@ -73,8 +73,10 @@ func hideSecrets() (map[string]string, error) {
 	return nil, fmt.Errorf("hiding secrets: re-executing pyrunner: %w", err)
 }
 
-// isSecretVar: a token variable, or a _FILE pointing at one (reading it is
-// done once, before the re-exec, so the path need not stay either).
+// isSecretVar: a token variable, or its _FILE naming the file that holds
+// it. The _FILE's path is handed over like a token (the config reads the
+// file after the re-exec), so that not even the path stays in the
+// environment.
 func isSecretVar(name string) bool {
 	for _, s := range secretVars {
 		if name == s || name == s+"_FILE" {
