@@ -200,8 +200,8 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 			backoff = min(backoff*2, maxB)
 			continue
 		}
-		backoff = minB
 		logger.Info("Connected to broker")
+		connected := time.Now()
 		err = serve(ctx, conn)
 		conn.CloseNow()
 		if errors.Is(err, ErrStop) || ctx.Err() != nil {
@@ -211,12 +211,22 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 			return fmt.Errorf("%w: connection ended (%v); without N8N_RUNNERS_AUTH_TOKEN pyrunner cannot reconnect", ErrGrantUsed, err)
 		}
 		d.failed(fmt.Errorf("connection lost: %w", err))
+		if time.Since(connected) >= stableConnection {
+			backoff = minB
+		}
 		logger.Info("Reconnecting to broker...")
-		if !sleep(ctx, jitter(minB)) {
+		if !sleep(ctx, jitter(backoff)) {
 			return ctx.Err()
 		}
+		backoff = min(backoff*2, maxB)
 	}
 }
+
+// stableConnection is how long a connection must have lasted for the next
+// one to be tried at once: a broker that takes the connection and drops it
+// straight away (refusing the runner's registration, say) is retried with
+// the growing backoff, not hammered with fresh grants.
+const stableConnection = 10 * time.Second
 
 func (d *Dialer) failed(err error) {
 	if d.OnFailure != nil {

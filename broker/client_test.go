@@ -91,3 +91,30 @@ func TestDialerWithGrantOnlyConnectsOnce(t *testing.T) {
 		t.Fatalf("Run = %v after %d connections", err, calls)
 	}
 }
+
+// TestDialerBacksOffFromConnectionsThatDropAtOnce: a broker that takes
+// each connection and drops it straight away is retried ever more slowly.
+func TestDialerBacksOffFromConnectionsThatDropAtOnce(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d := &broker.Dialer{BrokerURI: b.URL(), RunnerID: "r", AuthToken: "test-token", MinBackoff: 20 * time.Millisecond, MaxBackoff: 160 * time.Millisecond}
+	var at []time.Time
+	err = d.Run(context.Background(), func(ctx context.Context, c *broker.Conn) error {
+		at = append(at, time.Now())
+		if len(at) == 6 {
+			return broker.ErrStop
+		}
+		return errors.New("dropped")
+	})
+	if !errors.Is(err, broker.ErrStop) {
+		t.Fatal(err)
+	}
+	// Waits of at least 20, 40, 80, 160, 160 ms: a lower bound, which a
+	// slow machine cannot break.
+	if gap := at[5].Sub(at[4]); gap < 160*time.Millisecond {
+		t.Fatalf("fifth reconnect after %s, want the backoff grown to 160ms", gap)
+	}
+}

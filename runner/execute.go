@@ -50,7 +50,14 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 
 	r.logPrints(res.Prints)
 	for _, params := range res.Prints {
-		if r.send(t.conn, broker.RPC(newID(), t.id, "logNodeOutput", params)) != nil {
+		frame := broker.Encode(broker.RPC(newID(), t.id, "logNodeOutput", params))
+		if len(frame) > r.opts.MaxPayload {
+			// The broker would close the connection over it, and the task
+			// with it: the print is only in pyrunner's log.
+			r.log.Warn(fmt.Sprintf("Not sending a print of task %s to n8n: %d bytes exceeds N8N_RUNNERS_MAX_PAYLOAD", t.id, len(frame)))
+			continue
+		}
+		if r.sendFrame(t.conn, frame) != nil {
 			break
 		}
 	}

@@ -326,3 +326,23 @@ func TestTasksWithoutSettingsAreCountedWhenDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintLargerThanThePayloadLimitIsNotSent: the broker would close the
+// connection over a frame above N8N_RUNNERS_MAX_PAYLOAD; the print is
+// skipped and the task still completes.
+func TestPrintLargerThanThePayloadLimitIsNotSent(t *testing.T) {
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1, MaxPayload: 4096}, fakebroker.Options{MaxPayload: 4096})
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	big := json.RawMessage(`["` + strings.Repeat("x", 5000) + `"]`)
+	exec.release <- pool.Result{Result: json.RawMessage(`[]`), Prints: []json.RawMessage{json.RawMessage(`["small"]`), big}}
+	out, err := req.Wait(context.Background())
+	if err != nil || !out.Done {
+		t.Fatalf("%v %s", err, out.Error)
+	}
+	rpcs := h.sent(broker.TypeRPC)
+	if len(rpcs) != 1 || !strings.Contains(string(rpcs[0].Params), "small") {
+		t.Fatalf("rpcs sent: %+v", rpcs)
+	}
+}

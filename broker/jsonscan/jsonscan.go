@@ -110,20 +110,27 @@ func skipValue(b []byte, i int) (int, error) {
 	case '"':
 		return skipString(b, i)
 	case '{', '[':
-		depth := 0
+		// The closers still expected, innermost last: a ']' closing a '{'
+		// is an error, not the end of the value.
+		var open []byte
 		for j := i; j < len(b); j++ {
-			switch b[j] {
+			switch c := b[j]; c {
 			case '"':
 				end, err := skipString(b, j)
 				if err != nil {
 					return 0, err
 				}
 				j = end - 1
-			case '{', '[':
-				depth++
+			case '{':
+				open = append(open, '}')
+			case '[':
+				open = append(open, ']')
 			case '}', ']':
-				depth--
-				if depth == 0 {
+				if open[len(open)-1] != c {
+					return 0, fmt.Errorf("mismatched %q at offset %d", c, j)
+				}
+				open = open[:len(open)-1]
+				if len(open) == 0 {
 					return j + 1, nil
 				}
 			}

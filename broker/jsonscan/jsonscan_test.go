@@ -35,7 +35,7 @@ func TestEachMember(t *testing.T) {
 func TestEachMemberRefusesBrokenStructure(t *testing.T) {
 	for _, in := range []string{
 		``, `[1]`, `"x"`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":1} x`, `{"a":"unterminated}`,
-		`{"a":[1,2}`, `{a:1}`, `{"a":1 "b":2}`,
+		`{"a":[1,2}`, `{a:1}`, `{"a":1 "b":2}`, `{"a":[1}}`, `{"a":{"b":[}]}}`, `{"a":[{]}`,
 	} {
 		if _, err := members(t, in); err == nil {
 			t.Errorf("%q: no error", in)
