@@ -55,10 +55,10 @@ func (o Options) withDefaults() Options {
 	if o.Zygotes <= 0 {
 		o.Zygotes = min(8, max(1, runtime.NumCPU()/4))
 	}
-	if c := o.Spec.Config; c.TaskUIDCount > 1 {
+	if r := ownUIDs(o.Spec.Config); r.count > 0 {
 		// Each zygote needs a share of the uid range at least as large as
 		// the processes it may have alive.
-		o.Zygotes = max(1, min(o.Zygotes, c.TaskUIDCount/(2*o.MaxWorkers+2)))
+		o.Zygotes = max(1, min(o.Zygotes, r.count/(2*o.MaxWorkers+2)))
 	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = 30 * time.Second
@@ -134,7 +134,7 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 // two live task processes ever share a uid.
 func slotSpec(spec ProcessSpec, i, n int) ProcessSpec {
 	c := spec.Config
-	if c.TaskUIDCount > 1 && c.TaskUID >= 0 {
+	if ownUIDs(c).count > 0 {
 		share := c.TaskUIDCount / n
 		c.TaskUID += i * share
 		if c.TaskGID >= 0 {
@@ -156,7 +156,7 @@ func (e *ZygoteExecutor) Start(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			zygotes[i], errs[i] = startZygote(ctx, e.opts.Spec)
+			zygotes[i], errs[i] = startZygote(ctx, e.slots[i].spec)
 		}()
 	}
 	wg.Wait()

@@ -457,3 +457,58 @@ func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the detached sleep to be gone", func() bool { return !running(t, marker) })
 }
+
+// TestZygotesHandOutDisjointUIDs: with several zygotes, each gives its
+// task processes uids from a share of its own, from the first start on.
+func TestZygotesHandOutDisjointUIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("tasks get uids of their own only under a root pyrunner")
+	}
+	const base, count = 1999100000, 40
+	spec := pooltest.Spec(t)
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = base, base, count
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 4, MinWorkers: 4, Zygotes: 2})
+	waitFor(t, 20*time.Second, "4 ready processes", func() bool { return exec.Stats().Ready == 4 })
+	code := "import os, time\ntime.sleep(0.5)\nreturn [{'json': {'uid': os.getuid(), 'ppid': os.getppid()}}]"
+	type seen struct{ Uid, Ppid int }
+	results := make(chan seen, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := exec.Run(context.Background(), pool.Task{ID: strconv.Itoa(i), Settings: settings(t, code, "runOnceForAllItems", []any{})})
+			var out []struct{ JSON seen }
+			if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
+				t.Errorf("task: %s %q", res.Result, errText(res.Err))
+				return
+			}
+			results <- out[0].JSON
+		}()
+	}
+	wg.Wait()
+	close(results)
+	half := map[int]int{} // zygote pid -> which half of the range its tasks' uids are in
+	uids := map[int]bool{}
+	for r := range results {
+		if r.Uid < base || r.Uid >= base+count || uids[r.Uid] {
+			t.Fatalf("uid %d: outside the range or given twice", r.Uid)
+		}
+		uids[r.Uid] = true
+		h := (r.Uid - base) / (count / 2)
+		if prev, ok := half[r.Ppid]; ok && prev != h {
+			t.Fatalf("zygote %d handed out uids from both shares", r.Ppid)
+		}
+		half[r.Ppid] = h
+	}
+	if len(half) != 2 {
+		t.Fatalf("tasks came from %d zygotes, want both: %v", len(half), half)
+	}
+	var halves []int
+	for _, h := range half {
+		halves = append(halves, h)
+	}
+	if halves[0] == halves[1] {
+		t.Fatalf("both zygotes handed out uids from the same share: %v", half)
+	}
+}

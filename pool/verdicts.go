@@ -16,7 +16,10 @@ const verdictCacheSize = 500
 // process; code seen to pass skips the check.
 //
 // A verdict comes in the task process's reply. User code could forge that
-// reply, but only about its own code, the key it would be stored under.
+// reply (in reuse mode, a thread left by an earlier task could forge a
+// later task's), but whoever can forge it already runs code in a task
+// process: a false "passed" gains nothing the sandbox's OS fences do not
+// still hold.
 type verdicts struct {
 	mu    sync.Mutex
 	order *list.List // most recent first; values are *verdict

@@ -228,8 +228,10 @@ func (ws *workers) maintain(stop <-chan struct{}) {
 			if ws.closed == nil && time.Now().After(ws.backoffUntil) && ws.inflight < len(ws.e.slots) {
 				n = ws.needLocked()
 				if ws.failures >= failingAfter {
-					// No capacity means no tasks and so no demand: probe.
-					n = min(max(n, 1), 1-ws.starting)
+					// No capacity means no tasks and so no demand: probe,
+					// one start at a time, within MaxWorkers.
+					room := ws.e.opts.MaxWorkers - len(ws.idle) - ws.busy
+					n = min(max(n, 1), 1-ws.starting, room)
 				}
 			}
 			var slot *zygoteSlot
