@@ -252,7 +252,11 @@ class SeccompPlan:
             _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
         ]
         if platform.machine() == "x86_64":
-            prog += [(_BPF_JGE_K, 0, 1, _X32_SYSCALL_BIT), _stmt(_BPF_RET_K, _RET_KILL_PROCESS)]
+            prog += [
+                _jeq(0xFFFFFFFF, 2),  # syscall(-1): not x32, the kernel answers ENOSYS
+                (_BPF_JGE_K, 0, 1, _X32_SYSCALL_BIT),
+                _stmt(_BPF_RET_K, _RET_KILL_PROCESS),
+            ]
         for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
             prog += [_jeq(nr[name], 0, 1), errno(_EPERM)]
         if not network:

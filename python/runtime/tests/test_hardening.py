@@ -117,6 +117,17 @@ class SeccompTest(unittest.TestCase):
         self.assertTrue(os.WIFSIGNALED(status))
         self.assertEqual(os.WTERMSIG(status), signal.SIGSYS)
 
+    @unittest.skipUnless(platform.machine() == "x86_64", "x32 exists only on x86_64")
+    def test_syscall_minus_one_is_not_x32(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def probe():
+            return {"ret": libc.syscall(-1), "errno": ctypes.get_errno()}
+
+        got, status = _in_filtered_child(probe)
+        self.assertEqual(status, 0)
+        self.assertEqual(got, {"ret": -1, "errno": errno.ENOSYS})
+
 
 if __name__ == "__main__":
     unittest.main()
