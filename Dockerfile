@@ -66,8 +66,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["pyrunner", "healthcheck"]
 
 # pyrunner runs as PID 1 and handles SIGTERM itself: running tasks get
-# N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT (10 s) to finish, then it exits. No init (tini) needed: a
-# task's processes are reaped by the zygote that forked it, a child subreaper.
+# N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT (10 s) to finish, then it exits. No init (tini) needed: as
+# PID 1 pyrunner runs the runner as its child, forwards signals to it and reaps the orphans a
+# container's PID 1 inherits (a task's own leftovers are reaped by its zygote, a child subreaper).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["pyrunner"]
 CMD ["run"]

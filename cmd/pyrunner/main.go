@@ -30,6 +30,9 @@ func main() {
 	if err != nil {
 		fatal("%v", err)
 	}
+	if needsInit() {
+		os.Exit(initCommand(secrets))
+	}
 	cmd := "run"
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]

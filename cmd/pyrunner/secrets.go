@@ -51,19 +51,10 @@ func hideSecrets() (map[string]string, error) {
 		}
 	}
 
-	r, w, err := os.Pipe()
+	r, err := secretsPipe(secrets)
 	if err != nil {
 		return nil, fmt.Errorf("hiding secrets: %w", err)
 	}
-	payload, _ := json.Marshal(secrets)
-	// A pipe holds 64 KiB: tokens are far smaller, so this cannot block.
-	if len(payload) > 60000 {
-		return nil, fmt.Errorf("hiding secrets: %d bytes of secrets is too much", len(payload))
-	}
-	if _, err := w.Write(payload); err != nil {
-		return nil, fmt.Errorf("hiding secrets: %w", err)
-	}
-	w.Close()
 	// Inherit the read end across exec (os.Pipe sets close-on-exec).
 	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.Fd(), syscall.F_SETFD, 0); errno != 0 {
 		return nil, fmt.Errorf("hiding secrets: %w", errno)
@@ -71,6 +62,26 @@ func hideSecrets() (map[string]string, error) {
 	env = append(env, handoffVar+"="+strconv.Itoa(int(r.Fd())))
 	err = syscall.Exec("/proc/self/exe", os.Args, env)
 	return nil, fmt.Errorf("hiding secrets: re-executing pyrunner: %w", err)
+}
+
+// secretsPipe returns the read end of a pipe holding the secrets as JSON,
+// for a pyrunner started or re-executed with handoffVar naming it.
+func secretsPipe(secrets map[string]string) (*os.File, error) {
+	payload, _ := json.Marshal(secrets)
+	// A pipe holds 64 KiB: tokens are far smaller, so this cannot block.
+	if len(payload) > 60000 {
+		return nil, fmt.Errorf("%d bytes of secrets is too much", len(payload))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	if _, err := w.Write(payload); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // isSecretVar: a token variable, or its _FILE naming the file that holds
