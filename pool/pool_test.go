@@ -353,6 +353,9 @@ func TestFailingStartsTakeTheCapacityAway(t *testing.T) {
 		t.Fatalf("capacity %d while healthy", got)
 	}
 
+	// A process ready ahead (its working directory made) before the
+	// directory goes away.
+	waitFor(t, 20*time.Second, "a ready process", func() bool { return exec.Stats().Ready == 1 })
 	moved := tasks + ".away"
 	if err := os.Rename(tasks, moved); err != nil {
 		t.Fatal(err)
