@@ -153,7 +153,7 @@ func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
 		"N8N_RUNNERS_STDLIB_ALLOW=json", "N8N_PYTHON_ISOLATION=" + isolation,
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL=WARNING", "GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}
-	p := &proc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = benchCommand(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +70,7 @@ func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
 type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	out    *syncBuffer // stdout and stderr, interleaved
+	out    *fakebroker.SyncBuffer // stdout and stderr, interleaved
 	exited chan struct{}
 	err    error
 }
@@ -114,7 +113,7 @@ func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[s
 			list = append(list, k+"="+v)
 		}
 	}
-	p := &proc{t: t, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = list
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -221,23 +220,6 @@ func compact(t *testing.T, raw []byte) string {
 		t.Fatalf("not JSON: %s", raw)
 	}
 	return buf.String()
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func tail(s string, n int) string {

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/broker/fakebroker"
 )
 
 // Login of the owner account n8n is set up with (reference §21.5).
@@ -215,7 +217,7 @@ func (e *n8nEnv) stop() error {
 // n8nServer is a running `n8n start`.
 type n8nServer struct {
 	cmd       *exec.Cmd
-	out       *syncBuffer
+	out       *fakebroker.SyncBuffer
 	exited    chan struct{}
 	state     string // N8N_USER_FOLDER's parent, removed by stop
 	url       string
@@ -274,7 +276,7 @@ func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 		"CODE_ENABLE_STDOUT=true",
 	}
 	s := &n8nServer{
-		out:       &syncBuffer{},
+		out:       &fakebroker.SyncBuffer{},
 		exited:    make(chan struct{}),
 		state:     state,
 		url:       fmt.Sprintf("http://127.0.0.1:%d", port),
@@ -368,7 +370,7 @@ func freePort() (int, error) {
 // startN8NRunner starts the package's pyrunner against n8n's broker. It
 // allows no stdlib or external modules, which the N8N tests do not need.
 func startN8NRunner(brokerURL string) (*proc, error) {
-	p := &proc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),

@@ -49,7 +49,7 @@ type harness struct {
 	b      *fakebroker.Broker
 	r      *Runner
 	done   chan error
-	logs   *logBuffer
+	logs   *fakebroker.SyncBuffer
 	runner string
 }
 
@@ -60,7 +60,7 @@ func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Opti
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	logs := &logBuffer{}
+	logs := &fakebroker.SyncBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := New(opts, exec)
 	h := &harness{t: t, b: b, r: r, done: make(chan error, 1), logs: logs}
@@ -267,23 +267,6 @@ func TestPongsWhileTasksRunCPUBound(t *testing.T) {
 	if pings < 5 {
 		t.Fatalf("only %d pings: the heartbeat did not run", pings)
 	}
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runningCounter counts accepted tasks not yet finished, as the

@@ -58,7 +58,7 @@ func TestInfoRequestIsSentFirstAndExact(t *testing.T) {
 // checks, by the order of what comes back, that none got a reply and the
 // connection stayed open.
 func TestUnusableFramesAreDropped(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	b := startBroker(t, Options{Logger: bufferLogger(logs)})
 	r := register(t, b, "r1")
 

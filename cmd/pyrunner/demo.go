@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -138,7 +137,7 @@ func demoCommand(args []string) int {
 
 // startDemoRunner starts `pyrunner run` against the broker, with the auth
 // token (so it fetches its own grants) and pyrunner's defaults otherwise.
-func startDemoRunner(brokerURL string, verbose bool) (*exec.Cmd, *lockedBuffer, error) {
+func startDemoRunner(brokerURL string, verbose bool) (*exec.Cmd, *fakebroker.SyncBuffer, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
@@ -155,7 +154,7 @@ func startDemoRunner(brokerURL string, verbose bool) (*exec.Cmd, *lockedBuffer, 
 			cmd.Env = append(cmd.Env, "N8N_PYTHON_INTERPRETER=/usr/bin/python3")
 		}
 	}
-	logs := &lockedBuffer{}
+	logs := &fakebroker.SyncBuffer{}
 	var out io.Writer = logs
 	if verbose {
 		out = io.MultiWriter(logs, prefixWriter{os.Stdout})
@@ -278,24 +277,6 @@ func benchSettings(n int) json.RawMessage {
 	}
 	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": items, "continueOnFail": false})
 	return b
-}
-
-// lockedBuffer collects the child's output from two pipes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // prefixWriter marks pyrunner's own log lines in verbose mode.
