@@ -29,17 +29,6 @@ type benchWorkload struct {
 	items            []map[string]any
 }
 
-func benchItems(n int) []map[string]any {
-	items := make([]map[string]any, n)
-	for i := range items {
-		items[i] = map[string]any{"json": map[string]any{
-			"id": i, "name": fmt.Sprintf("customer %d", i), "qty": i%7 + 1, "price": 9.5 + float64(i%13),
-			"tags": []string{"a", "b", "c"}, "address": map[string]any{"city": "Lisbon", "zip": "1000-001"},
-		}, "pairedItem": map[string]any{"item": i}}
-	}
-	return items
-}
-
 func jsonItems(n int) []map[string]any {
 	items := make([]map[string]any, n)
 	for i := range items {
@@ -53,15 +42,12 @@ func jsonItems(n int) []map[string]any {
 	return items
 }
 
-const transform = "return [{'json': {'id': it['json']['id'], 'name': it['json']['name'].upper(), " +
-	"'total': it['json']['qty'] * it['json']['price'], 'city': it['json']['address']['city']}} for it in _items]"
-
 var benchWorkloads = []benchWorkload{
-	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: "return [{'json': {'sum': sum(range(10000))}}]"},
+	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: metrics.TrivialCode},
 	{name: "json", mode: "runOnceForAllItems", items: jsonItems(10),
 		code: "import json\nout = []\nfor it in _items:\n    d = json.loads(it['json']['payload'])\n    out.append({'json': {'n': len(d['values']), 'total': sum(d['values']), 'back': json.dumps(d['meta'])}})\nreturn out"},
-	{name: "items100", mode: "runOnceForAllItems", items: benchItems(100), code: transform},
-	{name: "items1000", mode: "runOnceForAllItems", items: benchItems(1000), code: transform},
+	{name: "items100", mode: "runOnceForAllItems", items: metrics.CustomerItems(100), code: metrics.TransformCode},
+	{name: "items1000", mode: "runOnceForAllItems", items: metrics.CustomerItems(1000), code: metrics.TransformCode},
 }
 
 var benchModes = []struct{ name, isolation string }{

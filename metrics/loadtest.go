@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,4 +57,27 @@ func ClosedLoop(n, c int, run func(i int) (latency time.Duration, ok bool)) Load
 		P50ms: pct(0.5), P95ms: pct(0.95), P99ms: pct(0.99),
 		PerSecond: float64(n) / elapsed.Seconds(),
 	}
+}
+
+// The workloads of `make bench` and `pyrunner demo -bench`, defined once so
+// that their numbers compare.
+const (
+	// TrivialCode is the trivial task: a little arithmetic, no items.
+	TrivialCode = "return [{'json': {'sum': sum(range(10000))}}]"
+	// TransformCode maps each of CustomerItems to a new record.
+	TransformCode = "return [{'json': {'id': it['json']['id'], 'name': it['json']['name'].upper(), " +
+		"'total': it['json']['qty'] * it['json']['price'], 'city': it['json']['address']['city']}} for it in _items]"
+)
+
+// CustomerItems is n Code-node items, each a small customer record with
+// its pairedItem, as a webhook or a database node would pass them.
+func CustomerItems(n int) []map[string]any {
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = map[string]any{"json": map[string]any{
+			"id": i, "name": fmt.Sprintf("customer %d", i), "qty": i%7 + 1, "price": 9.5 + float64(i%13),
+			"tags": []string{"a", "b", "c"}, "address": map[string]any{"city": "Lisbon", "zip": "1000-001"},
+		}, "pairedItem": map[string]any{"item": i}}
+	}
+	return items
 }

@@ -263,19 +263,11 @@ func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.Ra
 // benchSettings is the trivial task, or with n > 0 a transform of n items
 // (the benchmarks' itemsN workload).
 func benchSettings(n int) json.RawMessage {
-	code := "return [{'json': {'sum': sum(range(10000))}}]"
-	items := make([]map[string]any, n)
-	for i := range items {
-		items[i] = map[string]any{"json": map[string]any{
-			"id": i, "name": fmt.Sprintf("customer %d", i), "qty": i%7 + 1, "price": 9.5 + float64(i%13),
-			"tags": []string{"a", "b", "c"}, "address": map[string]any{"city": "Lisbon", "zip": "1000-001"},
-		}, "pairedItem": map[string]any{"item": i}}
-	}
+	code := metrics.TrivialCode
 	if n > 0 {
-		code = "return [{'json': {'id': it['json']['id'], 'name': it['json']['name'].upper(), " +
-			"'total': it['json']['qty'] * it['json']['price'], 'city': it['json']['address']['city']}} for it in _items]"
+		code = metrics.TransformCode
 	}
-	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": items, "continueOnFail": false})
+	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": metrics.CustomerItems(n), "continueOnFail": false})
 	return b
 }
 
