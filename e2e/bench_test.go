@@ -73,15 +73,7 @@ var (
 // one pyrunner per mode, and prints the README's table at the end.
 func BenchmarkTasks(b *testing.B) {
 	for _, mode := range benchModes {
-		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		p, err := startBenchRunner(broker, mode.isolation)
-		if err != nil {
-			broker.Close()
-			b.Fatal(err)
-		}
+		broker, stop := startBenchBroker(b, mode.isolation)
 		for _, w := range benchWorkloads {
 			settings := task(w.code, w.mode, w.items, false)
 			for _, c := range benchConcurrency {
@@ -103,8 +95,7 @@ func BenchmarkTasks(b *testing.B) {
 				})
 			}
 		}
-		stopBenchRunner(p)
-		broker.Close()
+		stop()
 	}
 	printBenchTable()
 }
@@ -128,6 +119,24 @@ func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMess
 	}
 	ms := func(v float64) time.Duration { return time.Duration(v * 1e6) }
 	return benchResult{p50: ms(res.P50ms), p95: ms(res.P95ms), p99: ms(res.P99ms), perSecond: res.PerSecond}
+}
+
+// startBenchBroker starts a fake broker with one pyrunner registered at
+// it, in the given isolation mode; stop ends both.
+func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker, stop func()) {
+	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := startBenchRunner(broker, isolation)
+	if err != nil {
+		broker.Close()
+		b.Fatal(err)
+	}
+	return broker, func() {
+		stopBenchRunner(p)
+		broker.Close()
+	}
 }
 
 func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
@@ -234,15 +243,7 @@ func BenchmarkStartup(b *testing.B) {
 func BenchmarkPaced(b *testing.B) {
 	settings := task(benchWorkloads[0].code, benchWorkloads[0].mode, benchWorkloads[0].items, false)
 	for _, mode := range benchModes[1:] {
-		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		p, err := startBenchRunner(broker, mode.isolation)
-		if err != nil {
-			broker.Close()
-			b.Fatal(err)
-		}
+		broker, stop := startBenchBroker(b, mode.isolation)
 		for _, rate := range []int{20, 100, 200} {
 			b.Run(fmt.Sprintf("%s/trivial/%d-per-second", mode.name, rate), func(b *testing.B) {
 				n := max(b.N, 50)
@@ -270,8 +271,7 @@ func BenchmarkPaced(b *testing.B) {
 				b.ReportMetric(float64(took[n*99/100])/1e6, "p99-ms")
 			})
 		}
-		stopBenchRunner(p)
-		broker.Close()
+		stop()
 	}
 }
 
