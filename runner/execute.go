@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -50,14 +51,13 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 
 	r.logPrints(res.Prints)
 	for _, params := range res.Prints {
-		frame := broker.Encode(broker.RPC(newID(), t.id, "logNodeOutput", params))
-		if len(frame) > r.opts.MaxPayload {
-			// The broker would close the connection over it, and the task
-			// with it: the print is only in pyrunner's log.
-			r.log.Warn(fmt.Sprintf("Not sending a print of task %s to n8n: %d bytes exceeds N8N_RUNNERS_MAX_PAYLOAD", t.id, len(frame)))
+		err := r.send(t.conn, broker.RPC(newID(), t.id, "logNodeOutput", params))
+		if errors.Is(err, errFrameTooLarge) {
+			// The print is only in pyrunner's log.
+			r.log.Warn(fmt.Sprintf("Not sending a print of task %s to n8n: %v", t.id, err))
 			continue
 		}
-		if r.sendFrame(t.conn, frame) != nil {
+		if err != nil {
 			break
 		}
 	}
@@ -71,14 +71,12 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 // larger than the broker accepts (it would close the connection).
 func (r *Runner) sendDone(t *task, result json.RawMessage, took time.Duration) bool {
 	frame := broker.AppendTaskDone(make([]byte, 0, len(result)+64), t.id, result)
-	if len(frame) > r.opts.MaxPayload {
-		r.sendError(t.conn, t.id, &pool.TaskError{
-			Message:     fmt.Sprintf("Task result of %d bytes exceeds the maximum payload of %d bytes (N8N_RUNNERS_MAX_PAYLOAD)", len(frame), r.opts.MaxPayload),
-			Description: new(string),
-		})
+	err := r.sendFrame(t.conn, frame)
+	if errors.Is(err, errFrameTooLarge) {
+		r.sendError(t.conn, t.id, tooLargeError("result", len(frame), r.opts.MaxPayload))
 		return false
 	}
-	if r.sendFrame(t.conn, frame) != nil {
+	if err != nil {
 		return false
 	}
 	r.log.Info(fmt.Sprintf("Completed task %s in %s (%s) for node %q (%s) in workflow %q (%s)",
@@ -87,8 +85,22 @@ func (r *Runner) sendDone(t *task, result json.RawMessage, took time.Duration) b
 	return true
 }
 
+// sendError sends runner:taskerror; an error too large to send (a huge
+// message or description) is replaced by one saying so.
 func (r *Runner) sendError(conn *broker.Conn, taskID string, e *pool.TaskError) {
-	_ = r.send(conn, broker.TaskError(taskID, errorJSON(e)))
+	frame := broker.Encode(broker.TaskError(taskID, errorJSON(e)))
+	if err := r.sendFrame(conn, frame); errors.Is(err, errFrameTooLarge) {
+		_ = r.send(conn, broker.TaskError(taskID, errorJSON(tooLargeError("error", len(frame), r.opts.MaxPayload))))
+	}
+}
+
+// tooLargeError reports a taskdone or taskerror frame ("result", "error")
+// of size bytes that the broker would not accept.
+func tooLargeError(what string, size, limit int) *pool.TaskError {
+	return &pool.TaskError{
+		Message:     fmt.Sprintf("Task %s of %d bytes exceeds the maximum payload of %d bytes (N8N_RUNNERS_MAX_PAYLOAD)", what, size, limit),
+		Description: new(string),
+	}
 }
 
 // logPrints writes the task's print() calls to the runner's log, as n8n's

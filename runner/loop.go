@@ -235,7 +235,15 @@ func (r *Runner) send(conn *broker.Conn, m broker.Message) error {
 // sendTimeout bounds one write to the broker.
 const sendTimeout = 30 * time.Second
 
+// errFrameTooLarge: the frame is larger than N8N_RUNNERS_MAX_PAYLOAD; the
+// broker would close the connection over it, failing every task on it.
+var errFrameTooLarge = errors.New("frame exceeds N8N_RUNNERS_MAX_PAYLOAD")
+
+// sendFrame sends one frame, or refuses one the broker would not accept.
 func (r *Runner) sendFrame(conn *broker.Conn, frame []byte) error {
+	if len(frame) > r.opts.MaxPayload {
+		return fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, len(frame), r.opts.MaxPayload)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
 	if err := conn.Send(ctx, frame); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,5 +328,38 @@ func TestPrintLargerThanThePayloadLimitIsNotSent(t *testing.T) {
 	rpcs := h.sent(broker.TypeRPC)
 	if len(rpcs) != 1 || !strings.Contains(string(rpcs[0].Params), "small") {
 		t.Fatalf("rpcs sent: %+v", rpcs)
+	}
+}
+
+// TestFramesLargerThanThePayloadLimitBecomeErrors: a taskdone or taskerror
+// the broker would not accept is replaced by a taskerror saying so; the
+// connection stays up for the next task.
+func TestFramesLargerThanThePayloadLimitBecomeErrors(t *testing.T) {
+	big := strings.Repeat("x", 5000)
+	cases := []struct {
+		name string
+		res  pool.Result
+		want string
+	}{
+		{"result", pool.Result{Result: json.RawMessage(`["` + big + `"]`)}, `^Task result of \d+ bytes exceeds the maximum payload of 4096 bytes \(N8N_RUNNERS_MAX_PAYLOAD\)$`},
+		{"error", pool.Result{Err: &pool.TaskError{Message: big, Description: new(string)}}, `^Task error of \d+ bytes exceeds the maximum payload of 4096 bytes \(N8N_RUNNERS_MAX_PAYLOAD\)$`},
+	}
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1, MaxPayload: 4096}, fakebroker.Options{MaxPayload: 4096})
+	for _, c := range cases {
+		req := h.b.Request(trivial, fakebroker.RequestOptions{})
+		<-exec.started
+		exec.release <- c.res
+		out, err := req.Wait(context.Background())
+		if err != nil || out.Done {
+			t.Fatalf("%s: %v done=%v", c.name, err, out.Done)
+		}
+		var e struct{ Message string }
+		if json.Unmarshal(out.Error, &e) != nil || !regexp.MustCompile(c.want).MatchString(e.Message) {
+			t.Fatalf("%s: error %s, want %s", c.name, out.Error, c.want)
+		}
+	}
+	if len(h.b.Runners()) != 1 {
+		t.Fatalf("the runner lost its connection: %v", h.b.Runners())
 	}
 }
