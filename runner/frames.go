@@ -71,7 +71,7 @@ func (r *Runner) answerMalformed(s *loopState, m broker.Message, err error) {
 // failWaiting ends a task that is waiting for its settings with a
 // runner:taskerror.
 func (r *Runner) failWaiting(s *loopState, t *task, message string) {
-	delete(s.tasks, t.id)
+	s.forget(t.id)
 	r.sendError(t.conn, t.id, &pool.TaskError{Message: message, Description: new(string)})
 	r.opts.Observer.TaskFinished("error", 0)
 	r.topUp(s)
@@ -92,7 +92,7 @@ func (r *Runner) accept(s *loopState, idle *idleTimer, taskID, offerID string) {
 	default:
 		s.tasks[taskID] = &task{id: taskID, state: waitingForSettings, conn: s.conn}
 		if r.send(s.conn, broker.TaskAccepted(taskID)) != nil {
-			delete(s.tasks, taskID)
+			s.forget(taskID)
 			return
 		}
 		r.log.Info("Accepted task " + taskID)

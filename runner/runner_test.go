@@ -62,7 +62,9 @@ func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Opti
 	}
 	t.Cleanup(func() { b.Close() })
 	logs := &fakebroker.SyncBuffer{}
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	r := New(opts, exec)
 	h := &harness{t: t, b: b, r: r, done: make(chan error, 1), logs: logs}
 	ctx, cancel := context.WithCancel(context.Background())
