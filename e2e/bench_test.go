@@ -139,7 +139,10 @@ func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker
 	}
 }
 
-func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
+// startBenchRunner starts the plain pyrunner against b in the given
+// isolation mode, with extra environment variables on top, and waits for
+// it to register.
+func startBenchRunner(b *fakebroker.Broker, isolation string, extra ...string) (*proc, error) {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"N8N_RUNNERS_TASK_BROKER_URI=" + b.URL(), "N8N_RUNNERS_AUTH_TOKEN=test-token",
@@ -148,6 +151,7 @@ func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
 		"N8N_RUNNERS_STDLIB_ALLOW=json", "N8N_PYTHON_ISOLATION=" + isolation,
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL=WARNING", "GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}
+	env = append(env, extra...)
 	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = benchCommand(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
