@@ -185,9 +185,10 @@ def _per_item_output(value, index: int) -> dict:
         emitted = {"json": {k: v for k, v in value.items() if k != "binary"}}
     else:
         emitted = {"json": value}
+    emitted["pairedItem"] = {"item": index}  # never the user's own pairedItem
+    # After pairedItem: the key order n8n's own runner gives its per-item results.
     if "binary" in value:
         emitted["binary"] = value["binary"]
-    emitted["pairedItem"] = {"item": index}  # never the user's own pairedItem
     return emitted
 
 

@@ -65,6 +65,9 @@ class PrintCapture:
             # An explicit file (sys.stderr, a StringIO) gets ordinary print output.
             _builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
             return
+        for name, value in (("sep", sep), ("end", end)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError("%s must be None or a string, not %s" % (name, type(value).__name__))
         if len(self._calls) >= self._max_prints or self._chars_left <= 0:
             self._dropped += 1
             return
@@ -78,6 +81,8 @@ class PrintCapture:
                 formatted.append(text)
                 break
             formatted.append(text)
+        if sep not in (None, " ") or end not in (None, "\n"):
+            formatted = [_joined(formatted, sep, end)]
         self._calls.append(formatted)
 
     def print_args(self) -> list:
@@ -85,6 +90,18 @@ class PrintCapture:
         if not self._dropped:
             return self._calls
         return self._calls + [["[Output truncated - %d more print statements]" % self._dropped]]
+
+
+def _joined(formatted: list, sep, end) -> str:
+    """One print() call with a sep or end of its own, as one console line.
+
+    n8n's runner refuses these keywords (the task fails); pyrunner honours them as
+    Python does: the arguments joined by sep, followed by end. A call is one line
+    in n8n's console whatever end says, so a final newline of end is not repeated.
+    """
+    text = (" " if sep is None else sep).join(formatted)
+    tail = "" if end is None else end
+    return text + (tail[:-1] if tail.endswith("\n") else tail)
 
 
 class StderrCapture(io.StringIO):
