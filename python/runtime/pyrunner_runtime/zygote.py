@@ -241,39 +241,6 @@ def _reaped():
         yield pid, status
 
 
-def _probe_task_user(cfg: Config):
-    """Checks, in a throwaway child, that the task user can read the Python installation.
-
-    Returns an error text, or None. Without this, a task running as an unprivileged user under
-    a root-only interpreter (say pyenv under /root) would fail on its first lazy import.
-    """
-    if cfg.task_uid < 0 or os.geteuid() != 0 or cfg.task_uid == 0:
-        return None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            hardening.drop_privileges(cfg.task_uid, cfg.task_gid)
-            for path in (os.__file__, json.__file__):
-                with open(path, "rb"):
-                    pass
-            os.listdir(os.path.dirname(os.__file__))
-            os._exit(0)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent
-            os.write(w, str(exc).encode()[:1000])
-            os._exit(1)
-    os.close(w)
-    detail = os.read(r, 1000).decode(errors="replace")
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    return (f"tasks run as uid {cfg.task_uid} (pyrunner runs as root), and that user cannot read "
-            f"this Python installation ({sys.prefix}): {detail}. Use an interpreter that user can "
-            f"read (N8N_PYTHON_INTERPRETER), or another user (N8N_PYTHON_TASK_UID)")
-
-
 def main() -> None:
     ctl = socket.socket(fileno=3)
     msg, _ = _recv(ctl)
@@ -282,8 +249,10 @@ def main() -> None:
     cfg = Config.from_message(msg)
     if cfg.landlock_abi < 0:
         cfg = cfg.with_landlock_abi(hardening.landlock_abi())
-    problem = _probe_task_user(cfg)
-    if problem is None and cfg.tasks_dir and not os.path.isdir(cfg.tasks_dir):
+    # Whether the task user can read this Python is checked by the Go side
+    # before any zygote starts (envcache.Interpreter.ReadableBy).
+    problem = None
+    if cfg.tasks_dir and not os.path.isdir(cfg.tasks_dir):
         problem = "the task directory %s does not exist" % cfg.tasks_dir
     if problem:
         _send(ctl, {"op": "failed", "error": problem})
