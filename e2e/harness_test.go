@@ -88,6 +88,29 @@ func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *pro
 // startRunnerBinary is startRunner with a chosen build of pyrunner.
 func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[string]string) *proc {
 	t.Helper()
+	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = runnerEnv(b, env)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.start()
+	return p
+}
+
+// startRunnerWithOutput is startRunner with the log going to out (a pipe
+// the test controls) instead of the test's buffer.
+func startRunnerWithOutput(t *testing.T, b *fakebroker.Broker, env map[string]string, out *os.File) *proc {
+	t.Helper()
+	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = runnerEnv(b, env)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	p.start()
+	return p
+}
+
+// runnerEnv is the environment the tests start pyrunner with: the broker's
+// URI and auth token, and env on top.
+func runnerEnv(b *fakebroker.Broker, env map[string]string) []string {
 	base := map[string]string{
 		"PATH":                                  os.Getenv("PATH"),
 		"HOME":                                  os.Getenv("HOME"),
@@ -113,10 +136,14 @@ func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[s
 			list = append(list, k+"="+v)
 		}
 	}
-	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = list
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	return list
+}
+
+// start starts the process and arranges for the test's end to kill it
+// (and show its output if the test failed).
+func (p *proc) start() {
+	t := p.t
+	t.Helper()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +162,6 @@ func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[s
 			t.Logf("pyrunner output:\n%s", tail(p.out.String(), 8000))
 		}
 	})
-	return p
 }
 
 // startRegistered starts pyrunner and waits until the broker has it.

@@ -133,6 +133,36 @@ func TestDrainLetsRunningTaskFinish(t *testing.T) {
 	}
 }
 
+// TestSingleUseGrantEndsCalmly: behind n8n's launcher the end of the one
+// connection a grant allows (n8n stopped) is the normal end of a runner's
+// life: pyrunner says so at info level and exits 0, and nothing lands on
+// stderr, where the launcher shows problems.
+func TestSingleUseGrantEndsCalmly(t *testing.T) {
+	b := startBroker(t, fakebroker.Options{})
+	var stdout, stderr fakebroker.SyncBuffer
+	cmd := exec.Command(binary)
+	cmd.Env = runnerEnv(b, map[string]string{"N8N_RUNNERS_AUTH_TOKEN": unset, "N8N_RUNNERS_GRANT_TOKEN": b.MintGrant(),
+		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL": "INFO"})
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	p := &proc{t: t, cmd: cmd, out: &stdout, exited: make(chan struct{})}
+	p.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.WaitRegistered(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.Close() // n8n stops
+	if code, ok := p.exitCode(30 * time.Second); !ok || code != 0 {
+		t.Fatalf("exit = %d (exited %v), want 0; stderr:\n%s", code, ok, stderr.String())
+	}
+	if s := stderr.String(); s != "" {
+		t.Fatalf("warnings or errors on stderr:\n%s", s)
+	}
+	if !strings.Contains(stdout.String(), "a runner started with a single-use grant (N8N_RUNNERS_GRANT_TOKEN, no N8N_RUNNERS_AUTH_TOKEN) exits here") {
+		t.Fatalf("the end is not explained:\n%s", stdout.String())
+	}
+}
+
 func drainTime(b *fakebroker.Broker) time.Time {
 	for _, f := range b.Transcript() {
 		if strings.Contains(string(f.Msg), "broker:drain") {
@@ -428,7 +458,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"Environment variable N8N_RUNNERS_MAX_CONCURRENCY must be an integer, got 'five'",
 		"Environment variable N8N_RUNNERS_GRANT_TOKEN is required",
-		"Task timeout must be positive, got 0",
+		"Task timeout must be positive, got 0 (N8N_RUNNERS_TASK_TIMEOUT)",
 		"Wildcard '*' in N8N_RUNNERS_STDLIB_ALLOW must be used alone, not with other modules. Got: ['*', 'json']",
 		"Max payload size of 9999999999 bytes exceeds pipe message limit of 4294967295 bytes. Reduce N8N_RUNNERS_MAX_PAYLOAD.",
 	} {

@@ -169,7 +169,11 @@ func (r *Runner) detach(s *loopState, conn *broker.Conn, why error) {
 	if conn != s.conn || conn == nil {
 		return
 	}
-	if !errors.Is(why, broker.ErrStop) && !s.stopping {
+	switch {
+	case errors.Is(why, broker.ErrStop) || s.stopping:
+	case r.singleUse:
+		r.log.Info(fmt.Sprintf("Disconnected from broker: %v", why))
+	default:
 		r.log.Warn(fmt.Sprintf("Disconnected from broker: %v", why))
 	}
 	for id, t := range s.tasks {

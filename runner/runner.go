@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,10 @@ type Runner struct {
 	shutdown     chan struct{} // closed by Shutdown
 	loopDone     chan struct{} // closed when loop returns
 	drained      atomic.Bool   // set by loop: the broker sent broker:drain
+	// singleUse: the runner has one connection only (a launcher's grant,
+	// no auth token). Its end is then the normal end of the runner's life,
+	// not a fault. Set by Run before the loop starts.
+	singleUse bool
 }
 
 // New returns a Runner that will execute tasks on exec.
@@ -97,6 +102,7 @@ func New(opts Options, exec pool.Executor) *Runner {
 func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 	dialCtx, cancelDial := context.WithCancel(ctx)
 	defer cancelDial()
+	r.singleUse = d.AuthToken == ""
 	loopErr := make(chan error, 1)
 	go func() {
 		err := r.loop(ctx)
@@ -116,6 +122,12 @@ func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 		return nil
 	case errors.Is(dialErr, broker.ErrGrantUsed) && r.wasDrained():
 		r.log.Info("The broker drained and closed the connection; exiting so that a new runner can take over")
+		return nil
+	case errors.Is(dialErr, broker.ErrGrantUsed):
+		// Behind n8n's launcher this is how a runner's life ends (n8n
+		// stopped or restarted): the launcher starts a new one with a new
+		// grant once this one has exited.
+		r.log.Info(fmt.Sprintf("%v; a runner started with a single-use grant (N8N_RUNNERS_GRANT_TOKEN, no N8N_RUNNERS_AUTH_TOKEN) exits here, so that its launcher can start a new one", dialErr))
 		return nil
 	}
 	return dialErr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -363,5 +364,34 @@ func TestFramesLargerThanThePayloadLimitBecomeErrors(t *testing.T) {
 	}
 	if len(h.b.Runners()) != 1 {
 		t.Fatalf("the runner lost its connection: %v", h.b.Runners())
+	}
+}
+
+// TestRefusedImportNamesTheSettingInTheLog: the task error keeps n8n's
+// text; pyrunner's log says which setting allows the import.
+func TestRefusedImportNamesTheSettingInTheLog(t *testing.T) {
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1}, fakebroker.Options{})
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	desc := "Line 1: Import of standard library module 'os' is disallowed. Allowed stdlib modules: none\n" +
+		"Line 2: Import of external package 'pandas' is disallowed. Allowed external packages: none\n" +
+		"Line 3: Import of standard library module 'os' is disallowed. Allowed stdlib modules: none"
+	exec.release <- pool.Result{Err: &pool.TaskError{Message: "Security violations detected", Description: &desc, Kind: pool.KindStatic}}
+	out, err := req.Wait(context.Background())
+	if err != nil || out.Done {
+		t.Fatalf("%v done=%v", err, out.Done)
+	}
+	if want := `{"message":"Security violations detected","description":` + strconv.Quote(desc) + `}`; string(out.Error) != want {
+		t.Fatalf("the task error changed:\n got %s\nwant %s", out.Error, want)
+	}
+	logs := h.logs.String()
+	for _, want := range []string{
+		"imports standard library module 'os', which N8N_RUNNERS_STDLIB_ALLOW does not allow",
+		"imports external package 'pandas', which N8N_RUNNERS_EXTERNAL_ALLOW does not allow",
+	} {
+		if strings.Count(logs, want) != 1 {
+			t.Errorf("want one log line with %q:\n%s", want, logs)
+		}
 	}
 }

@@ -43,8 +43,9 @@ type Config struct {
 	SentryDSN              string  `env:"N8N_SENTRY_DSN"`
 
 	// pyrunner's own.
-	AuthToken   string `env:"N8N_RUNNERS_AUTH_TOKEN"`
-	Interpreter string `env:"N8N_PYTHON_INTERPRETER, default=python3"`
+	AuthToken string `env:"N8N_RUNNERS_AUTH_TOKEN"`
+	// Interpreter: empty lets pyrunner choose (envcache.Choose).
+	Interpreter string `env:"N8N_PYTHON_INTERPRETER"`
 	CacheDir    string `env:"N8N_PYTHON_CACHE_DIR"`
 	TaskUID     envInt `env:"N8N_PYTHON_TASK_UID, default=-1"`
 	TaskGID     envInt `env:"N8N_PYTHON_TASK_GID, default=-1"`
@@ -71,6 +72,10 @@ type Config struct {
 	MaxResultMB      envInt  `env:"N8N_PYTHON_MAX_RESULT_MB, default=128"`
 	NetworkAccess    envBool `env:"N8N_PYTHON_NETWORK_ACCESS, default=true"`
 	ReadablePaths    envList `env:"N8N_PYTHON_READABLE_PATHS"`
+
+	// unreadable names the variables whose <NAME>_FILE could not be read:
+	// that is their problem, reported once, not also a missing value.
+	unreadable map[string]bool
 }
 
 // N8N_PYTHON_ISOLATION's values.
@@ -152,6 +157,7 @@ func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (*Config, error)
 		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: skipping(files, skip)})
 		if err == nil {
 			problems = append(problems, files.errs...)
+			c.unreadable = files.failed
 			problems = append(problems, c.Validate()...)
 			if len(problems) > 0 {
 				return &c, errors.Join(problems...)
@@ -175,11 +181,11 @@ func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (*Config, error)
 func (c *Config) Validate() []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.GrantToken == "" && c.AuthToken == "" {
+	if c.GrantToken == "" && c.AuthToken == "" && !c.unreadable["N8N_RUNNERS_GRANT_TOKEN"] && !c.unreadable["N8N_RUNNERS_AUTH_TOKEN"] {
 		add("Environment variable N8N_RUNNERS_GRANT_TOKEN is required (or N8N_RUNNERS_AUTH_TOKEN, to let pyrunner fetch its own grants)")
 	}
 	if u, err := url.Parse(c.TaskBrokerURI); err != nil || u.Host == "" || !slices.Contains([]string{"http", "https", "ws", "wss"}, u.Scheme) {
-		add("N8N_RUNNERS_TASK_BROKER_URI must be an http(s):// URL with a host, got '%s'", c.TaskBrokerURI)
+		add("N8N_RUNNERS_TASK_BROKER_URI must be an http://, https://, ws:// or wss:// URL with a host, got '%s'", c.TaskBrokerURI)
 	}
 	if c.MaxConcurrency < 1 {
 		add("N8N_RUNNERS_MAX_CONCURRENCY must be at least 1, got %d", c.MaxConcurrency)
@@ -191,13 +197,13 @@ func (c *Config) Validate() []error {
 		add("Max payload size of %d bytes exceeds pipe message limit of %d bytes. Reduce N8N_RUNNERS_MAX_PAYLOAD.", c.MaxPayload, int64(maxPipeMessage))
 	}
 	if c.TaskTimeout <= 0 {
-		add("Task timeout must be positive, got %d", c.TaskTimeout)
+		add("Task timeout must be positive, got %d (N8N_RUNNERS_TASK_TIMEOUT)", c.TaskTimeout)
 	}
 	if c.AutoShutdownTimeout < 0 {
-		add("Auto shutdown timeout must be non-negative, got %d", c.AutoShutdownTimeout)
+		add("Auto shutdown timeout must be non-negative, got %d (N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT)", c.AutoShutdownTimeout)
 	}
 	if c.GracefulShutdownTimeout <= 0 {
-		add("Graceful shutdown timeout must be positive, got %d", c.GracefulShutdownTimeout)
+		add("Graceful shutdown timeout must be positive, got %d (N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT)", c.GracefulShutdownTimeout)
 	}
 	for name, list := range map[string]envList{"N8N_RUNNERS_STDLIB_ALLOW": c.StdlibAllow, "N8N_RUNNERS_EXTERNAL_ALLOW": c.ExternalAllow} {
 		if slices.Contains(list, "*") && len(list) > 1 {
@@ -209,9 +215,6 @@ func (c *Config) Validate() []error {
 	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
 		add("N8N_RUNNERS_LAUNCHER_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got '%s'", c.LogLevel)
-	}
-	if c.Interpreter == "" {
-		add("N8N_PYTHON_INTERPRETER must not be empty")
 	}
 	if c.TaskUID < -1 || c.TaskGID < -1 {
 		add("N8N_PYTHON_TASK_UID and N8N_PYTHON_TASK_GID must be -1 (default) or a user/group id")
@@ -272,8 +275,9 @@ func envName(field string) string {
 // fileLookuper resolves NAME from the environment, else from the file
 // named by NAME_FILE (trimmed), as n8n's runner and launcher do.
 type fileLookuper struct {
-	env  envconfig.Lookuper
-	errs []error
+	env    envconfig.Lookuper
+	errs   []error
+	failed map[string]bool // keys whose file could not be read
 }
 
 func (l *fileLookuper) Lookup(key string) (string, bool) {
@@ -287,6 +291,10 @@ func (l *fileLookuper) Lookup(key string) (string, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		l.errs = append(l.errs, fmt.Errorf("Failed to read %s_FILE from file: %w", key, err))
+		if l.failed == nil {
+			l.failed = map[string]bool{}
+		}
+		l.failed[key] = true
 		return "", false
 	}
 	return strings.TrimSpace(string(b)), true

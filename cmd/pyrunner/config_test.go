@@ -27,7 +27,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 		TaskTimeout: 60, AutoShutdownTimeout: 0, GracefulShutdownTimeout: 10,
 		BuiltinsDeny:   parseList("eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"),
 		BlockEnvAccess: true, HealthHost: "127.0.0.1", HealthPort: 5681, LogLevel: "INFO",
-		Interpreter: "python3", TaskUID: -1, TaskGID: -1,
+		TaskUID: -1, TaskGID: -1, // Interpreter unset: pyrunner chooses
 		MaxMemoryMB: 1024, MaxProcesses: 32, MaxOutputKB: 1024, MaxResultMB: 128, NetworkAccess: true,
 		Isolation: "isolated", PoolMinWorkers: 2, PoolMaxWorkers: 8, PoolMaxIdleTime: 300000,
 		PoolMaxExecutions: 100, PoolStartupTimeout: 30000,
@@ -111,6 +111,20 @@ func TestConfigFileVariables(t *testing.T) {
 	}
 }
 
+// TestUnreadableTokenFileIsTheOnlyProblem: a token file that cannot be
+// read is reported as that, not also as a missing token.
+func TestUnreadableTokenFileIsTheOnlyProblem(t *testing.T) {
+	for _, name := range []string{"N8N_RUNNERS_AUTH_TOKEN", "N8N_RUNNERS_GRANT_TOKEN"} {
+		_, err := load(t, map[string]string{name + "_FILE": "/nope"})
+		if err == nil || !strings.Contains(err.Error(), "Failed to read "+name+"_FILE from file: open /nope") {
+			t.Fatalf("%s_FILE=/nope: %v", name, err)
+		}
+		if strings.Contains(err.Error(), "is required") {
+			t.Fatalf("%s_FILE=/nope also reports a missing token:\n%v", name, err)
+		}
+	}
+}
+
 func TestConfigReportsEveryProblem(t *testing.T) {
 	_, err := load(t, map[string]string{
 		"N8N_RUNNERS_MAX_CONCURRENCY":           "x",
@@ -129,11 +143,11 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 		"Environment variable N8N_RUNNERS_GRANT_TOKEN is required",
 		"Environment variable N8N_RUNNERS_MAX_CONCURRENCY must be an integer, got 'x'",
 		"Environment variable N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT must be an integer, got '1.5'",
-		"Task timeout must be positive, got -1",
-		"Auto shutdown timeout must be non-negative, got -2",
+		"Task timeout must be positive, got -1 (N8N_RUNNERS_TASK_TIMEOUT)",
+		"Auto shutdown timeout must be non-negative, got -2 (N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT)",
 		"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT must be between 0 and 65535, got 70000",
 		"Wildcard '*' in N8N_RUNNERS_EXTERNAL_ALLOW must be used alone, not with other modules. Got: ['*', 'pandas']",
-		"N8N_RUNNERS_TASK_BROKER_URI must be an http(s):// URL with a host, got 'ftp://x'",
+		"N8N_RUNNERS_TASK_BROKER_URI must be an http://, https://, ws:// or wss:// URL with a host, got 'ftp://x'",
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'chatty'",
 	} {
 		if !strings.Contains(err.Error(), want) {

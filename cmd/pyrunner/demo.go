@@ -64,8 +64,8 @@ func demoCommand(args []string) int {
 	concurrency := fs.Int("concurrency", 1, "with -bench, tasks in flight at once")
 	tasks := fs.Int("tasks", 2000, "with -bench, how many tasks")
 	items := fs.Int("items", 0, "with -bench, transform this many items per task instead of the trivial task")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	ctx := context.Background()
 	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "demo-token"})
@@ -147,13 +147,6 @@ func startDemoRunner(brokerURL string, verbose bool) (*exec.Cmd, *fakebroker.Syn
 		"N8N_RUNNERS_TASK_BROKER_URI="+brokerURL,
 		"N8N_RUNNERS_AUTH_TOKEN=demo-token",
 	)
-	if os.Getenv("N8N_PYTHON_INTERPRETER") == "" && os.Geteuid() == 0 {
-		// As root, tasks run as nobody, who usually cannot read a Python
-		// installed under /root (pyenv): use the system's.
-		if _, err := os.Stat("/usr/bin/python3"); err == nil {
-			cmd.Env = append(cmd.Env, "N8N_PYTHON_INTERPRETER=/usr/bin/python3")
-		}
-	}
 	logs := &fakebroker.SyncBuffer{}
 	var out io.Writer = logs
 	if verbose {
@@ -235,7 +228,6 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 	fmt.Printf("Latency of trivial tasks (sum(range(10000))), settings → done, each in a fresh isolated process:\n")
 	fmt.Printf("  at 100 tasks/s:  median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%d tasks)\n", paced.P50ms, paced.P95ms, paced.P99ms, n)
 	fmt.Printf("  back to back:    median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%.0f tasks/s)\n", burst.P50ms, burst.P95ms, burst.P99ms, burst.PerSecond)
-	fmt.Println("  n8n's official runner: median ≈ 308 ms on a 2-core machine (reference §5.7).")
 	return true
 }
 

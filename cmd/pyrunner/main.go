@@ -3,8 +3,12 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -20,10 +24,33 @@ Usage:
   pyrunner version   print the version
   pyrunner help      this text
 
-Configuration is by environment variables: see README.md.
+Every command answers -h with its own usage. Configuration is by environment
+variables: see README.md.
 `
 
+// parseFlags parses a subcommand's flags. done: the command should exit
+// now with code (0 after -h printed the usage, 2 for a bad flag or an
+// argument the command does not take).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		return 2, true
+	case fs.NArg() > 0:
+		fmt.Fprintf(fs.Output(), "pyrunner %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, true
+	}
+	return 0, false
+}
+
 func main() {
+	// A closed stdout or stderr (`pyrunner exec … | head`, a launcher that
+	// died) must not kill pyrunner before it cleans up: with SIGPIPE
+	// notified, such a write fails with EPIPE instead. Nothing reads the
+	// channel; its one slot absorbs the signals.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Before anything else: no secret may stay readable in our initial
 	// environment (this may re-execute the binary).
 	secrets, err := hideSecrets()
@@ -39,14 +66,14 @@ func main() {
 	}
 	switch cmd {
 	case "run":
-		os.Exit(runCommand(secrets))
+		os.Exit(runCommand(os.Args[min(2, len(os.Args)):], secrets))
 	case "demo":
 		os.Exit(demoCommand(os.Args[2:]))
 	case "exec":
 		os.Exit(execCommand(os.Args[2:], secrets))
 	case "healthcheck":
 		os.Exit(healthcheckCommand(os.Args[2:]))
-	case "version", "--version", "-v":
+	case "version", "--version":
 		fmt.Println("pyrunner", version)
 	case "help", "--help", "-h":
 		fmt.Print(usage)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,14 +24,20 @@ import (
 
 // runCommand is `pyrunner run`: config, logger, health server, pool,
 // broker connection, signals. It returns the exit status.
-func runCommand(secrets map[string]string) int {
+func runCommand(args []string, secrets map[string]string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: pyrunner [run]\n\nConnects to n8n's task broker and runs Python Code-node tasks. It takes no flags: "+
+			"everything is configured by environment variables (N8N_RUNNERS_TASK_BROKER_URI, N8N_RUNNERS_AUTH_TOKEN or "+
+			"N8N_RUNNERS_GRANT_TOKEN, N8N_PYTHON_*); README.md lists them all with their defaults.\n")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
 	ctx := context.Background()
 	cfg, err := LoadConfig(ctx, secretLookuper(secrets))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pyrunner: invalid configuration:\n")
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(os.Stderr, "  - %s\n", line)
-		}
+		printConfigProblems("pyrunner", err)
 		return 1
 	}
 	level, _ := parseLevel(cfg.LogLevel)
@@ -47,8 +55,37 @@ func runCommand(secrets map[string]string) int {
 
 	warnAboutReadableSecrets(secrets, logger)
 
+	// Signals are ours from here on: one that comes while the pool starts
+	// ends the start-up, and what it created is removed.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	startCtx, abortStart := context.WithCancelCause(ctx)
+	defer abortStart(nil)
+	started := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			abortStart(fmt.Errorf("received %s", signalName(sig)))
+		case <-started:
+		}
+	}()
+
 	m := metrics.New()
-	exec, cleanup, err := startPool(ctx, cfg, logger)
+	exec, cleanup, err := startPool(startCtx, cfg, logger)
+	close(started)
+	if startCtx.Err() != nil {
+		if err == nil {
+			exec.Close()
+			cleanup()
+		}
+		logger.Info(fmt.Sprintf("Stopped during start-up: %v", context.Cause(startCtx)))
+		return 0
+	}
+	if errors.Is(err, envcache.ErrNoInterpreter) {
+		printConfigProblems("pyrunner", err)
+		return 1
+	}
 	if err != nil {
 		logger.Error(fmt.Sprintf("Python pool failed to start: %v", err))
 		return 1
@@ -78,7 +115,7 @@ func runCommand(secrets map[string]string) int {
 
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
-	go handleSignals(runCtx, r, hardStop, cfg.gracefulTimeout(), logger)
+	go handleSignals(runCtx, sigs, r, hardStop, cfg.gracefulTimeout(), logger)
 
 	dialer := &broker.Dialer{
 		BrokerURI:  cfg.TaskBrokerURI,
@@ -96,11 +133,35 @@ func runCommand(secrets map[string]string) int {
 	return 0
 }
 
+// printConfigProblems prints a configuration error, one problem a line.
+func printConfigProblems(command string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n", command)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(os.Stderr, "  - %s\n", line)
+	}
+}
+
 // startPool resolves the interpreter, installs the runtime and starts the
 // executor. The returned cleanup removes the tasks' directory.
 func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Executor, func(), error) {
-	in, err := envcache.ResolveInterpreter(ctx, cfg.Interpreter)
+	removeStaleTasksDirs(logger)
+	tasks, err := createTasksDir()
 	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := tasks.remove
+	pyCfg, claim, err := pythonConfig(cfg, tasks.path)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if claim != nil {
+		removeDir := cleanup
+		cleanup = func() { removeDir(); claim.Close() }
+	}
+	in, err := chooseInterpreter(ctx, cfg.Interpreter, pyCfg, logger)
+	if err != nil {
+		cleanup()
 		return nil, nil, err
 	}
 	cacheDir := cfg.CacheDir
@@ -109,27 +170,8 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 	}
 	runtimeDir, err := envcache.InstallRuntime(ctx, cacheDir, in)
 	if err != nil {
-		return nil, nil, err
-	}
-	// Each task process gets a private working directory in here. 0711: a
-	// task can reach its own directory but not list the others.
-	tasksDir, err := os.MkdirTemp("", "pyrunner-tasks-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
-	}
-	cleanup := func() { os.RemoveAll(tasksDir) }
-	if err := os.Chmod(tasksDir, 0o711); err != nil {
-		cleanup()
-		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
-	}
-	pyCfg, claim, err := pythonConfig(cfg, tasksDir)
-	if err != nil {
 		cleanup()
 		return nil, nil, err
-	}
-	if claim != nil {
-		removeDir := cleanup
-		cleanup = func() { removeDir(); claim.Close() }
 	}
 	if os.Geteuid() == 0 && pyCfg.TaskUID == 0 {
 		logger.Warn("N8N_PYTHON_TASK_UID=0: tasks run as root; only Landlock and seccomp fence them in")
@@ -161,8 +203,26 @@ func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Exec
 		cleanup()
 		return nil, nil, err
 	}
-	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir, "tasks", tasksDir)
+	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir, "tasks", tasks.path)
 	return exec, cleanup, nil
+}
+
+// chooseInterpreter picks the Python (envcache.Choose) and logs which one
+// and why. When pyrunner is root and tasks run as another user, that user
+// must be able to read it.
+func chooseInterpreter(ctx context.Context, setting string, pyCfg python.Config, logger *slog.Logger) (envcache.Interpreter, error) {
+	var usable func(context.Context, envcache.Interpreter) error
+	if os.Geteuid() == 0 && pyCfg.TaskUID > 0 {
+		usable = func(ctx context.Context, in envcache.Interpreter) error {
+			return in.ReadableBy(ctx, pyCfg.TaskUID, pyCfg.TaskGID)
+		}
+	}
+	choice, err := envcache.Choose(ctx, setting, usable)
+	if err != nil {
+		return envcache.Interpreter{}, err
+	}
+	logger.Info(fmt.Sprintf("Using Python %s at %s: %s", choice.VersionString(), choice.Executable, choice.Reason))
+	return choice.Interpreter, nil
 }
 
 // pythonConfig is what every task process is told of the configuration.
@@ -213,21 +273,14 @@ func pythonEnv(cfg *Config) []string {
 // handleSignals: SIGTERM or SIGINT starts a graceful shutdown (n8n's
 // wording in the log); a second one, or the graceful timeout plus a
 // margin, stops at once.
-func handleSignals(ctx context.Context, r *runner.Runner, hardStop func(), grace time.Duration, logger *slog.Logger) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, r *runner.Runner, hardStop func(), grace time.Duration, logger *slog.Logger) {
 	var sig os.Signal
 	select {
 	case sig = <-sigs:
 	case <-ctx.Done():
 		return
 	}
-	name := "SIGTERM"
-	if sig == syscall.SIGINT {
-		name = "SIGINT"
-	}
-	logger.Info(fmt.Sprintf("Received %s signal, starting shutdown...", name))
+	logger.Info(fmt.Sprintf("Received %s signal, starting shutdown...", signalName(sig)))
 	r.Shutdown()
 	select {
 	case <-sigs:
@@ -238,6 +291,19 @@ func handleSignals(ctx context.Context, r *runner.Runner, hardStop func(), grace
 		return
 	}
 	hardStop()
+}
+
+// signalName is SIGTERM, SIGINT, … as n8n's runner logs them.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
 }
 
 // warnAboutReadableSecrets: tasks may read system directories (/etc,
