@@ -54,7 +54,7 @@ const (
 )
 
 // TaskError is a failed task in the shape n8n expects in runner:taskerror
-// (reference §10.11). Description is a pointer because some errors omit the
+// (docs/errors.md §1). Description is a pointer because some errors omit the
 // key altogether.
 type TaskError struct {
 	Message     string    `json:"message"`

@@ -39,7 +39,7 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 		r.logPrints(res.Prints)
 		if t.settings.ContinueOnFail && res.Err.Kind != pool.KindStatic {
 			// n8n's runner turns any failure while executing into one
-			// error item (reference §10.8); prints are dropped.
+			// error item (docs/code-node.md §7); prints are dropped.
 			item, _ := broker.RawJSON([]map[string]map[string]string{{"json": {"error": res.Err.Message}}})
 			r.sendDone(t, item, took)
 		} else {

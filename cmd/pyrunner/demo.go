@@ -235,7 +235,7 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 	fmt.Printf("Latency of trivial tasks (sum(range(10000))), settings → done, each in a fresh isolated process:\n")
 	fmt.Printf("  at 100 tasks/s:  median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%d tasks)\n", paced.P50ms, paced.P95ms, paced.P99ms, n)
 	fmt.Printf("  back to back:    median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%.0f tasks/s)\n", burst.P50ms, burst.P95ms, burst.P99ms, burst.PerSecond)
-	fmt.Println("  n8n's official runner: median ≈ 308 ms on a 2-core machine (reference §5.7).")
+	fmt.Println("  n8n's official runner: median ≈ 308 ms on a 2-core machine (docs/n8n-observed.md §12).")
 	return true
 }
 
