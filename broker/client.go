@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// WSPath is where every n8n runner connects (reference §3.1).
+// WSPath is where every n8n runner connects (docs/protocol.md §3.1).
 const WSPath = "/runners/_ws"
 
 // ErrGrantUsed is returned by Dialer.Run when the single connection a

@@ -1,7 +1,7 @@
 package e2e
 
 // A client for n8n's REST API and webhooks: owner sign-in, workflows with
-// a Python Code node, their executions (reference §21.5–21.9).
+// a Python Code node, their executions (docs/n8n-observed.md §5–§9).
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 )
 
 // n8nClient calls n8n's REST API and webhooks. n8n ties the auth cookie to
-// the browser-id header, so every call sends the same one (reference §21.5).
+// the browser-id header, so every call sends the same one (docs/n8n-observed.md §5).
 type n8nClient struct {
 	base string
 	http *http.Client
@@ -122,7 +122,7 @@ type n8nWorkflow struct {
 }
 
 // deployPython creates and activates a Webhook → Split Out → Code workflow
-// (reference §21.6) whose Code node runs code in mode, waits until its
+// (docs/n8n-observed.md §6) whose Code node runs code in mode, waits until its
 // webhook is registered, and removes the workflow in the test's Cleanup.
 func (e *n8nEnv) deployPython(t *testing.T, code, mode string) *n8nWorkflow {
 	t.Helper()
@@ -164,7 +164,7 @@ func (e *n8nEnv) deployPythonNode(t *testing.T, code, mode string, node map[stri
 
 // waitWebhook polls GET /webhook/<path>: activation registers the webhook
 // asynchronously, and once it exists n8n answers that it is not registered
-// for GET, which shows the POST webhook is there (reference §21.7).
+// for GET, which shows the POST webhook is there (docs/n8n-observed.md §7).
 func (w *n8nWorkflow) waitWebhook(ctx context.Context) error {
 	for {
 		body, err := w.api.do(ctx, "GET", "/webhook/"+w.path, nil)
@@ -200,7 +200,7 @@ func (w *n8nWorkflow) post(t *testing.T, items any) (int, []byte) {
 }
 
 // lastExecution waits until the workflow's newest execution has finished
-// and returns its decoded run data (reference §21.8).
+// and returns its decoded run data (docs/n8n-observed.md §8).
 func (w *n8nWorkflow) lastExecution(t *testing.T) (status string, data map[string]any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
@@ -237,7 +237,7 @@ func (w *n8nWorkflow) lastExecution(t *testing.T) (status string, data map[strin
 	return execution.Status, data
 }
 
-// remove deactivates, archives and deletes the workflow (reference §21.9).
+// remove deactivates, archives and deletes the workflow (docs/n8n-observed.md §9).
 func (w *n8nWorkflow) remove(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -264,7 +264,7 @@ func (w *n8nWorkflow) remove(ctx context.Context) error {
 	}
 }
 
-// pythonWorkflow is the workflow of reference §21.6: the webhook answers
+// pythonWorkflow is the workflow of docs/n8n-observed.md §6: the webhook answers
 // with the Code node's output items' json objects.
 func pythonWorkflow(path, code, mode string, extra map[string]any) map[string]any {
 	link := func(node string) map[string]any {

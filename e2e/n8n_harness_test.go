@@ -1,7 +1,7 @@
 package e2e
 
 // The harness for the tests named *N8N*: a real n8n 2.41.1 in external
-// runner mode on loopback (reference §21), a pyrunner registered at its
+// runner mode on loopback (docs/n8n-observed.md), a pyrunner registered at its
 // broker, and a REST client to deploy and trigger workflows.
 //
 // Each N8N test calls useN8N. Without a hook in TestMain every test gets
@@ -31,7 +31,7 @@ import (
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
 )
 
-// Login of the owner account n8n is set up with (reference §21.5).
+// Login of the owner account n8n is set up with (docs/n8n-observed.md §5).
 const (
 	n8nOwnerEmail    = "owner@example.com"
 	n8nOwnerPassword = "E2eOwnerPassw0rd"
@@ -226,7 +226,7 @@ type n8nServer struct {
 }
 
 // startN8N starts n8n with the offline, loopback, external-runner
-// environment of reference §21.3 on free ports, and waits until it is ready.
+// environment of docs/n8n-observed.md §3 on free ports, and waits until it is ready.
 func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 	port, err := freePort()
 	if err != nil {

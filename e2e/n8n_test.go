@@ -13,7 +13,7 @@ import (
 // The tests below run pyrunner under a real n8n 2.41.1 (see
 // n8n_harness_test.go): a webhook feeds items through Split Out into a
 // Python Code node, and the webhook answers with the Code node's output
-// items' json objects (reference §10.13).
+// items' json objects (docs/code-node.md §12).
 
 func TestN8NAllItems(t *testing.T) {
 	env := useN8N(t)

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// The messages below are n8n's official runner's, byte for byte (reference
-// §10.11), so that a workflow shows the same error whichever runner ran it.
+// The messages below are n8n's official runner's, byte for byte
+// (docs/errors.md §2), so that a workflow shows the same error whichever
+// runner ran it.
 
 func strPtr(s string) *string { return &s }
 

@@ -54,7 +54,7 @@ const (
 )
 
 // TaskError is a failed task in the shape n8n expects in runner:taskerror
-// (reference §10.11). Description is a pointer because some errors omit the
+// (docs/errors.md §1). Description is a pointer because some errors omit the
 // key altogether. Stack is the Python traceback through the user's own
 // frames, with the user's line numbers (never pyrunner's paths); n8n's
 // broker accepts it and n8n copies it onto the node's error. n8n's runner
@@ -83,7 +83,7 @@ type Result struct {
 
 // ContinueOnFail is the Code node's "Continue On Fail" applied to r: a
 // failure while running becomes one {"json": {"error": message}} item, as
-// n8n's runner reports it (even in per-item mode), and the prints are
+// n8n's runner reports it (even in per-item mode; docs/code-node.md §7), and the prints are
 // dropped. A static error (syntax, security analysis, settings) still
 // fails the task. The runner and `pyrunner exec` both apply it here.
 func (r Result) ContinueOnFail() Result {

@@ -42,7 +42,7 @@ func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer,
 		r.drained.Store(true)
 		r.log.Info("Received drain signal, stopped accepting new tasks")
 	case broker.TypeRPCResponse:
-		// logNodeOutput's answer; nothing waits for it (reference §10.10).
+		// logNodeOutput's answer; nothing waits for it (docs/protocol.md §5.6).
 	case broker.TypeTaskDataResponse, broker.TypeNodeTypes:
 		// JavaScript runners' messages; a Python task carries its items.
 	default:
@@ -78,7 +78,7 @@ func (r *Runner) failWaiting(s *loopState, t *task, message string) {
 }
 
 // accept answers broker:taskofferaccept with n8n's runner's checks, in its
-// order (reference §5.4), after our own: a stopping runner refuses.
+// order (docs/protocol.md §5.4), after our own: a stopping runner refuses.
 func (r *Runner) accept(s *loopState, idle *idleTimer, taskID, offerID string) {
 	switch {
 	case s.stopping:
@@ -107,7 +107,7 @@ func (r *Runner) reject(s *loopState, taskID, reason string) {
 	_ = r.send(s.conn, broker.TaskRejected(taskID, reason))
 }
 
-// cancel handles broker:taskcancel in both states of a task (reference §8.2).
+// cancel handles broker:taskcancel in both states of a task (docs/protocol.md §8.2).
 func (r *Runner) cancel(s *loopState, taskID string) {
 	t, ok := s.tasks[taskID]
 	if !ok {

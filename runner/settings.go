@@ -8,7 +8,7 @@ import (
 	"github.com/pyrunner/pyrunner/broker/jsonscan"
 )
 
-// Code-node modes (reference §10.2).
+// Code-node modes (docs/code-node.md §2).
 const (
 	ModeAllItems = "runOnceForAllItems"
 	ModeEachItem = "runOnceForEachItem"

@@ -49,7 +49,7 @@ type Options struct {
 	Logger *slog.Logger // default: discard
 }
 
-// Defaults, from n8n 2.41.1's task-runner configuration (reference §6).
+// Defaults, from n8n 2.41.1's task-runner configuration (docs/protocol.md §6).
 const (
 	defaultAddr               = "127.0.0.1:0"
 	defaultAuthToken          = "test-token"

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Directions and events of a Frame, as in the recorded transcripts.
+// Directions and events of a Frame, as in the transcripts recorded from n8n
+// (docs/n8n-observed.md §12).
 const (
 	DirBrokerToRunner = "broker->runner"
 	DirRunnerToBroker = "runner->broker"

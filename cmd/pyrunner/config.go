@@ -15,13 +15,13 @@ import (
 )
 
 // maxPipeMessage is n8n's runner's PIPE_MSG_MAX_SIZE; N8N_RUNNERS_MAX_PAYLOAD
-// may not exceed it (reference §13.3).
+// may not exceed it (docs/errors.md §8).
 const maxPipeMessage = 4294967295
 
 // Config is every setting pyrunner reads. Each variable may also be given
 // as <NAME>_FILE (the file's trimmed content); the direct variable wins.
 type Config struct {
-	// n8n's runner's variables, same names and defaults (reference §13.2).
+	// n8n's runner's variables, same names and defaults (docs/protocol.md §10.2).
 	GrantToken              string  `env:"N8N_RUNNERS_GRANT_TOKEN"`
 	TaskBrokerURI           string  `env:"N8N_RUNNERS_TASK_BROKER_URI, default=http://127.0.0.1:5679"`
 	MaxConcurrency          envInt  `env:"N8N_RUNNERS_MAX_CONCURRENCY, default=5"`
@@ -31,7 +31,7 @@ type Config struct {
 	GracefulShutdownTimeout envInt  `env:"N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT, default=10"`
 	StdlibAllow             envList `env:"N8N_RUNNERS_STDLIB_ALLOW"`
 	ExternalAllow           envList `env:"N8N_RUNNERS_EXTERNAL_ALLOW"`
-	// Default: n8n's 22 names (reference §12.4).
+	// Default: n8n's 22 names (docs/sandbox.md §4.3).
 	BuiltinsDeny           envList `env:"N8N_RUNNERS_BUILTINS_DENY, default=eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"`
 	BlockEnvAccess         envBool `env:"N8N_BLOCK_RUNNER_ENV_ACCESS, default=true"`
 	AllowTransitiveImports envBool `env:"N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS, default=false"`
@@ -177,7 +177,7 @@ func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (*Config, error)
 }
 
 // Validate checks values against n8n's runner's rules, with its texts
-// (reference §13.3), plus pyrunner's own.
+// (docs/errors.md §8), plus pyrunner's own.
 func (c *Config) Validate() []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }

@@ -30,7 +30,7 @@ import (
 const deployRoot = "../.."
 
 // launcherStandardEnv: n8n's launcher gives every runner these besides its entry's allowed-env
-// (reference §16.4); they are not pyrunner settings.
+// (docs/launcher.md §3); they are not pyrunner settings.
 var launcherStandardEnv = []string{"PATH", "LANG", "TZ", "TERM"}
 
 // deployPlaceholderToken stands in for what the files take from Secrets and secret files.

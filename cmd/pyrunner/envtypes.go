@@ -8,7 +8,7 @@ import (
 )
 
 // The value types below parse environment variables the way n8n's Python
-// runner does (reference §13.1), so the same settings mean the same thing.
+// runner does (docs/protocol.md §10.1), so the same settings mean the same thing.
 
 // envBool is true only for a case-insensitive "true" after trimming;
 // anything else is false, never an error.

@@ -28,7 +28,7 @@ func parseLevel(s string) (slog.Level, bool) {
 	return 0, false
 }
 
-// lineHandler writes n8n's runner's log format (reference §15): the bare
+// lineHandler writes n8n's runner's log format (docs/protocol.md §12): the bare
 // message when the stream is not a terminal (under the launcher), else
 // "date time<TAB>LEVEL<TAB>message", coloured unless NO_COLOR. Attributes
 // follow as key=value. Warnings and errors go to stderr, the rest to

@@ -120,7 +120,7 @@ def prepare(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
     cfg = fences.cfg
     _quiet_standard_streams()
     if cfg.block_env_access:
-        # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (reference §12.4).
+        # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (docs/sandbox.md §4.1).
         os.environ.clear()
     if not cfg.network:
         # The seccomp filter and Landlock refuse the sockets anyway; this says why.

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, replace
 
-# The 22 names n8n's runner removes from builtins by default (reference §12.4).
+# The 22 names n8n's runner removes from builtins by default (docs/sandbox.md §4.3).
 DEFAULT_BUILTINS_DENY = (
     "eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,"
     "hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"
@@ -16,7 +16,7 @@ class Config:
     builtins_deny: tuple = tuple(DEFAULT_BUILTINS_DENY)
     block_env_access: bool = True
     allow_transitive_imports: bool = False
-    # print() calls kept per task; further calls are counted, not kept (reference §10.10).
+    # print() calls kept per task; further calls are counted, not kept (docs/code-node.md §9.2).
     max_prints: int = 100
     # Characters of print() text kept per task (N8N_PYTHON_MAX_OUTPUT_KB).
     max_output_chars: int = 1 << 20

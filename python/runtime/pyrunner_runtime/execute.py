@@ -1,4 +1,4 @@
-"""One Code-node task: the semantics of n8n's Python Code node (reference §10.3–10.11).
+"""One Code-node task: the semantics of n8n's Python Code node (docs/code-node.md §3–§10).
 
 run_task takes broker:tasksettings.settings and returns the one message the task
 process sends back (python/doc.go): {"op": "result", ...} or {"op": "error", ...}.
@@ -16,8 +16,8 @@ from .printing import MAX_PRINT_CHARS, PrintCapture, StderrCapture
 ALL_ITEMS = "runOnceForAllItems"
 EACH_ITEM = "runOnceForEachItem"
 
-# The virtual file names n8n's runner compiles user code under (§10.3); the
-# transitive-imports check (§12.6) recognises user frames by them.
+# The virtual file names n8n's runner compiles user code under (docs/code-node.md §3);
+# the transitive-imports check (docs/sandbox.md §6) recognises user frames by them.
 ALL_ITEMS_FILENAME = "<all_items_task_execution>"
 PER_ITEM_FILENAME = "<per_item_task_execution>"
 _FILENAMES = {ALL_ITEMS: ALL_ITEMS_FILENAME, EACH_ITEM: PER_ITEM_FILENAME}
@@ -102,7 +102,7 @@ def _compile(code: str, filename: str, cfg, analyzed: bool):
 
 def _execute(compiled, filename: str, settings: dict, cfg, capture: PrintCapture, stderr: StderrCapture) -> dict:
     user_builtins = sandbox.make_builtins(cfg, capture.print)
-    # The hardened print (reference §12.4 item 5), writing to this task's capture.
+    # The hardened print (docs/sandbox.md §4.5), writing to this task's capture.
     print_fn = sandbox.task_print(cfg)
     items = settings["items"]
     try:
@@ -156,7 +156,7 @@ def _wrap(tree: ast.Module) -> ast.Module:
 
 
 def _run_all_items(compiled, user_builtins, print_fn, items, query):
-    # _items is the very list n8n sent: user code reads and returns it as is (§10.4).
+    # _items is the very list n8n sent: user code reads and returns it as is (docs/code-node.md §4).
     env = {"__builtins__": user_builtins, "print": print_fn, "_items": items, "_query": query}
     exec(compiled, env)
     return env[OUTPUT_KEY]
@@ -176,7 +176,7 @@ def _run_each_item(compiled, user_builtins, print_fn, items):
 
 
 def _per_item_output(value, index: int) -> dict:
-    """The emitted item for one per-item return value (§10.5's table)."""
+    """The emitted item for one per-item return value (docs/code-node.md §5's table)."""
     if not isinstance(value, dict):
         return {"json": value, "pairedItem": {"item": index}}
     if "json" in value:
@@ -211,7 +211,7 @@ def _user_error(exc: BaseException, stderr_text: str, code: str, print_args, mem
 
 
 def _static_error(exc: SyntaxError) -> dict:
-    """A syntax error: str(exc) with the user's line number, and no description key (§10.11)."""
+    """A syntax error: str(exc) with the user's line number, and no description key (docs/errors.md §2)."""
     try:
         stack = "".join(traceback.format_exception_only(type(exc), exc))
     except Exception:

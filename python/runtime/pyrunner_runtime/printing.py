@@ -1,4 +1,4 @@
-"""What user code prints: the capturing print() and the stderr buffer (reference §10.10, §10.3).
+"""What user code prints: the capturing print() and the stderr buffer (docs/code-node.md §9, §3).
 
 PrintCapture records each print() call as one list of strings, formatted the way
 n8n's runner formats them for the browser console (logNodeOutput). Both captures
@@ -31,7 +31,7 @@ _dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def format_print_arg(arg) -> str:
-    """One print() argument as n8n's runner shows it (§10.10's table)."""
+    """One print() argument as n8n's runner shows it (docs/code-node.md §9.1's table)."""
     if isinstance(arg, str):
         return "'" + arg + "'"  # no escaping, as n8n does
     if arg is None or isinstance(arg, (int, float)):  # bool is an int

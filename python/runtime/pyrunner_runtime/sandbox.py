@@ -1,10 +1,10 @@
-"""The Python-level sandbox: n8n's security model, reproduced (reference §12).
+"""The Python-level sandbox: n8n's security model, reproduced (docs/sandbox.md).
 
-What execute.run_task calls, in order, for every task:
+What execute.run_task calls, in order, for every task (sections of docs/sandbox.md):
 
-    check(tree, code, cfg)       violations in the raw user code ("Line <n>: <text>"), §12.3
-    rewrite(tree, cfg)           the format guard (and, before 3.13, import statements), §12.4
-    make_builtins(cfg, print_fn) the read-only __builtins__ of the task, §12.4 item 3
+    check(tree, code, cfg)       violations in the raw user code ("Line <n>: <text>"), §3
+    rewrite(tree, cfg)           the format guard (and, before 3.13, import statements), §4.4, §4.6
+    make_builtins(cfg, print_fn) the read-only __builtins__ of the task, §4.3
     task_print(cfg)              the hardened print to put in the task's globals
 
 and what the task process calls once, before its first task:
@@ -38,7 +38,7 @@ _pending = (None, None)
 
 
 def check(tree: ast.Module, code: str, cfg) -> list:
-    """Violations in the raw user code, each "Line <n>: <text>", in n8n's order (§12.3).
+    """Violations in the raw user code, each "Line <n>: <text>", in n8n's order (docs/sandbox.md §3).
 
     With both allowlists "*" nothing is checked (as in n8n); the rewrite's sites are still
     found. Verdicts are cached per sha256(code) and allowlists, LRU of 500.
@@ -84,11 +84,11 @@ def task_print(cfg) -> HardenedCallable:
 
 
 def prepare_process(cfg) -> None:
-    """Hardens the task process once, before its first task (§12.4 items 2 and 4).
+    """Hardens the task process once, before its first task (docs/sandbox.md §4.2, §4.4).
 
     Prunes sys.modules to what the allowlists allow, puts importlib.import_module and
     importlib.__import__ behind the import guard (trusting package callers when
-    cfg.allow_transitive_imports, §12.6) and builds the builtins so the first task pays
+    cfg.allow_transitive_imports, docs/sandbox.md §6) and builds the builtins so the first task pays
     nothing for them. Idempotent. N8N_BLOCK_RUNNER_ENV_ACCESS is child.prepare's: it
     clears os.environ before this runs.
     """

@@ -1,4 +1,4 @@
-"""Static analysis of the raw user code (reference §12.3), and where the rewrite must act.
+"""Static analysis of the raw user code (docs/sandbox.md §3), and where the rewrite must act.
 
 One iterative pre-order walk does both jobs. Violations come out in the order n8n's
 ast.NodeVisitor finds them: a node's own checks, then its children in _fields order.
@@ -266,7 +266,7 @@ def _materialize(sites):
 
 
 class _Concat:
-    """String literals and compile-time `+` concatenations of them (§12.3).
+    """String literals and compile-time `+` concatenations of them (docs/sandbox.md §3.4).
 
     n8n folds every BinOp(Add) whose leaves are all str constants, and checks the folded
     string for an exact blocked name and for format-template tokens. Folding each node of a

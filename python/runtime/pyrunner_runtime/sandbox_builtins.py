@@ -1,4 +1,4 @@
-"""The user code's __builtins__: a read-only mapping that is not a dict (reference §12.4 item 3).
+"""The user code's __builtins__: a read-only mapping that is not a dict (docs/sandbox.md §4.3).
 
 Why this shape. exec() accepts any mapping as globals["__builtins__"], and name lookups
 fall back to its __getitem__ when it is not a dict, on 3.10-3.13. Two things need more:

@@ -1,4 +1,4 @@
-"""The run-time format guard behind __n8n_internal_safe_format__ (reference §12.4 item 6).
+"""The run-time format guard behind __n8n_internal_safe_format__ (docs/sandbox.md §4.6).
 
 The rewrite sends every `.format(…)`, `.format_map(…)`, `.vformat(…)` and `.get_field(…)`
 call here. Templates are checked when the call happens, so ones built at run time

@@ -1,4 +1,4 @@
-"""The run-time import guard and the task process's module table (reference §12.4 items 2-4, §12.6).
+"""The run-time import guard and the task process's module table (docs/sandbox.md §4.2, §4.4, §6).
 
 One Guard sits behind each import entry point user code can reach: the __import__ of its
 builtins, importlib.import_module and importlib.__import__. It checks the allowlists again
@@ -177,12 +177,12 @@ def import_from(module, name: str):
     raise ImportError(message % (name, package, where), name=package, path=path)
 
 
-# Always kept in sys.modules (reference §12.4 item 2), with their submodules.
+# Always kept in sys.modules (docs/sandbox.md §4.2), with their submodules.
 _ALWAYS_KEPT = frozenset({"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "importlib.machinery"})
 
 
 def prune_modules(policy) -> None:
-    """Drops from sys.modules everything user code may not import (§12.4 item 2).
+    """Drops from sys.modules everything user code may not import (docs/sandbox.md §4.2).
 
     Kept: _ALWAYS_KEPT, the stdlib allowlist (every stdlib module for "*"), the external
     allowlist (every loaded non-stdlib module for "*"), and their submodules; never

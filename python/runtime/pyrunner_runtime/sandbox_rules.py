@@ -2,7 +2,7 @@
 
 Shared by the static analysis (sandbox_analysis), the import guard (sandbox_imports) and the
 format guard (sandbox_format), so the build-time and run-time checks can never disagree.
-Texts and lists follow n8n's Python runner (reference §12.2, §12.3).
+Texts and lists follow n8n's Python runner (docs/sandbox.md §2, §3).
 """
 
 import re
@@ -67,11 +67,11 @@ ERROR_CLASSDEF_BLOCKED_NAME = "Class named '{name}' is disallowed, because it ca
 ERROR_PARAM_BLOCKED_NAME = "Parameter named '{name}' is disallowed, because it can be used to bypass security restrictions."
 ERROR_BARE_FORMAT_ATTRIBUTE = "Extracting '{attr}' as a bound method is disallowed; call it directly on its receiver instead."
 
-# The virtual file names user code is compiled under (execute.py; reference §10.3). The
-# transitive-imports rule (§12.6) tells user frames from package frames by them.
+# The virtual file names user code is compiled under (execute.py; docs/code-node.md §3).
+# The transitive-imports rule (docs/sandbox.md §6) tells user frames from package frames by them.
 USER_FILENAMES = frozenset({"<all_items_task_execution>", "<per_item_task_execution>"})
 
-# The message texts of the two runtime violations (reference §10.11).
+# The message texts of the two runtime violations (docs/errors.md §3.2).
 RUNTIME_IMPORT_MESSAGE = "Security violation detected"
 RUNTIME_FORMAT_MESSAGE = "Security violations detected"
 
@@ -82,7 +82,7 @@ INTERNAL_MODULES = frozenset({"pyrunner_runtime", "__main__"})
 
 
 class Policy:
-    """The import allowlists of one configuration (§12.2); immutable once built."""
+    """The import allowlists of one configuration (docs/sandbox.md §2); immutable once built."""
 
     __slots__ = ("stdlib", "external", "stdlib_all", "external_all", "skip_static", "key", "_stdlib_text",
                  "external_text")
@@ -92,14 +92,14 @@ class Policy:
         self.external = frozenset(external_allow or ())
         self.stdlib_all = "*" in self.stdlib
         self.external_all = "*" in self.external
-        # Both wildcards: n8n skips the static analysis entirely (§12.1).
+        # Both wildcards: n8n skips the static analysis entirely (docs/sandbox.md §1).
         self.skip_static = self.stdlib_all and self.external_all
         self.key = (tuple(sorted(self.stdlib)), tuple(sorted(self.external)))
         self._stdlib_text = ", ".join(self.key[0]) if self.stdlib else "none"
         self.external_text = ", ".join(self.key[1]) if self.external else "none"
 
     def import_error(self, module_path: str):
-        """None if module_path may be imported, else the allowlist message (§12.2).
+        """None if module_path may be imported, else the allowlist message (docs/sandbox.md §2).
 
         Only the top-level package is compared; the message names the path as written.
         """

@@ -1,4 +1,4 @@
-"""run_task: the Code-node semantics of reference §10.3–10.11."""
+"""run_task: the Code-node semantics of docs/code-node.md §3–§10."""
 
 import sys
 import textwrap

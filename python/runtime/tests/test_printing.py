@@ -1,4 +1,4 @@
-"""The capturing print() and the stderr buffer (reference §10.10, A.6)."""
+"""The capturing print() and the stderr buffer (docs/code-node.md §9, docs/conformance.md §6)."""
 
 import datetime
 import io

@@ -1,4 +1,4 @@
-"""Static analysis of user code (reference §12.2, §12.3, A.8.1, A.8.2, A.8.4, A.8.5)."""
+"""Static analysis of user code (docs/sandbox.md §2, §3; docs/conformance.md §8.1, §8.2, §8.4, §8.5)."""
 
 import ast
 import sys
@@ -10,7 +10,7 @@ from pyrunner_runtime import sandbox, sandbox_analysis
 from pyrunner_runtime.config import Config
 from pyrunner_runtime.execute import run_task
 
-# The lists of reference §12.3, written out again so that a change to the code shows here.
+# The lists of docs/sandbox.md §3, written out again so that a change to the code shows here.
 BLOCKED_NAMES = ["__loader__", "__builtins__", "__globals__", "__spec__", "__name__", "__n8n_internal_safe_format__"]
 BLOCKED_ATTRIBUTES = [
     "__subclasses__", "__globals__", "__builtins__", "__traceback__", "tb_frame", "tb_next", "f_back",
@@ -55,7 +55,7 @@ def static_error(testcase, code, cfg=DEFAULT):
 
 
 class ImportRulesTest(unittest.TestCase):
-    def test_default_configuration_rejects_imports(self):  # A.8.1, A.5.3
+    def test_default_configuration_rejects_imports(self):  # conformance.md §8.1, §5.3
         cases = {
             "import os": "Line 1: " + STDLIB.format("os", "none"),
             "import sys": "Line 1: " + STDLIB.format("sys", "none"),
@@ -87,7 +87,7 @@ class ImportRulesTest(unittest.TestCase):
                          ["Line 1: " + EXTERNAL.format("requests.adapters", "numpy, pandas")])
 
     def test_only_the_top_level_package_is_compared(self):
-        # A dotted allowlist entry is kept verbatim and so never matches (§12.2).
+        # A dotted allowlist entry is kept verbatim and so never matches (docs/sandbox.md §2).
         self.assertEqual(violations("import os.path", Config(stdlib_allow=("os",))), [])
         self.assertEqual(violations("import os.path", Config(stdlib_allow=("os.path",))),
                          ["Line 1: " + STDLIB.format("os.path", "os.path")])
@@ -124,7 +124,7 @@ class ImportRulesTest(unittest.TestCase):
 
 
 class BlockedNamesTest(unittest.TestCase):
-    def test_every_blocked_name_everywhere_a_name_can_appear(self):  # A.8.2
+    def test_every_blocked_name_everywhere_a_name_can_appear(self):  # conformance.md §8.2
         function = "Function named '{}' is disallowed, because it can be used to bypass security restrictions."
         klass = "Class named '{}' is disallowed, because it can be used to bypass security restrictions."
         param = "Parameter named '{}' is disallowed, because it can be used to bypass security restrictions."
@@ -165,7 +165,7 @@ class BlockedNamesTest(unittest.TestCase):
 
 
 class BlockedAttributesTest(unittest.TestCase):
-    def test_every_blocked_attribute(self):  # A.8.2
+    def test_every_blocked_attribute(self):  # conformance.md §8.2
         for attr in BLOCKED_ATTRIBUTES:
             with self.subTest(attr=attr):
                 self.assertEqual(violations(f"x = _items.{attr}"), ["Line 1: " + ATTR.format(attr)])
@@ -179,7 +179,7 @@ class BlockedAttributesTest(unittest.TestCase):
                               violations(f"match _items:\n    case list({attr}=x):\n        pass"))
 
     def test_subscript_of_the_builtins_with_a_blocked_key(self):
-        self.assertEqual(violations("__builtins__['__import__']('os')"), [  # A.8.3
+        self.assertEqual(violations("__builtins__['__import__']('os')"), [  # conformance.md §8.3
             "Line 1: " + ATTR.format("__import__"),
             "Line 1: " + NAME.format("__builtins__"),
             "Line 1: " + ATTR.format("__import__"),
@@ -234,7 +234,7 @@ class FormatTemplatesTest(unittest.TestCase):
     def test_templates_reaching_blocked_names(self):
         cases = {
             "'{0.__class__}'": ["__class__"],
-            "'{.__builtins__[__import__]}'": ["__builtins__", "__import__"],  # A.8.3
+            "'{.__builtins__[__import__]}'": ["__builtins__", "__import__"],  # conformance.md §8.3
             "'{x:{y.__class__}}'": ["__class__"],
             "'{a.__globals__}{b:{c.__dict__}}{d.__mro__}'": ["__globals__", "__dict__", "__mro__"],
             "'{0[\"__spec__\"]}'": ["__spec__"],
@@ -250,7 +250,7 @@ class FormatTemplatesTest(unittest.TestCase):
     def test_the_a83_format_escape_mentions_builtins(self):
         self.assertIn("__builtins__", static_error(self, '"{.__builtins__[__import__]}".format(print)'))
 
-    def test_no_false_positives(self):  # A.8.4
+    def test_no_false_positives(self):  # conformance.md §8.4
         cases = [
             "n = 3\nreturn f'Found {n} objects'",
             "return 'user_' + 'objects'",
@@ -294,7 +294,7 @@ class ReportingTest(unittest.TestCase):
         self.assertEqual(static_error(self, "import os\nimport sys"),
                          "Line 1: " + STDLIB.format("os", "none") + "\nLine 2: " + STDLIB.format("sys", "none"))
 
-    def test_both_wildcards_skip_the_analysis(self):  # A.8.5
+    def test_both_wildcards_skip_the_analysis(self):  # conformance.md §8.5
         code = "import os\nx = _items.__subclasses__\nfrom . import y\n__builtins__"
         self.assertEqual(violations(code, ALL), [])
         self.assertNotEqual(violations(code, Config(stdlib_allow=("*",), external_allow=("x",))), [])

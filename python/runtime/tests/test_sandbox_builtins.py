@@ -1,4 +1,4 @@
-"""The user code's builtins and the hardened callables (reference §12.4 items 3 and 5, A.8.7)."""
+"""The user code's builtins and the hardened callables (docs/sandbox.md §4.3, §4.5; docs/conformance.md §8.7)."""
 
 import builtins
 import textwrap
@@ -38,7 +38,7 @@ class ReadOnlyMappingTest(Base):
         self.assertNotIsInstance(b, dict)
         self.assertFalse(self.result(run("return isinstance(__builtins__, dict)")))
 
-    def test_every_mutation_fails(self):  # A.8.7
+    def test_every_mutation_fails(self):  # conformance.md §8.7
         attempts = {
             "item assignment": "__builtins__['len'] = None",
             "item deletion": "del __builtins__['len']",

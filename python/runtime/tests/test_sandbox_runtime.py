@@ -1,4 +1,4 @@
-"""The task process's run-time guards, end to end (reference §12.4, §12.6, A.4.5, A.8.3).
+"""The task process's run-time guards, end to end (docs/sandbox.md §4, §6; docs/conformance.md §4.5, §8.3).
 
 prepare_process changes the whole interpreter (sys.modules, importlib), so every test here
 runs it and its tasks in a forked child and reads the run_task replies back over a pipe.
@@ -81,7 +81,7 @@ class Assertions(unittest.TestCase):
 
 
 class ImportGuardTest(Assertions):
-    def test_importlib_entry_points_are_guarded(self):  # A.8.3
+    def test_importlib_entry_points_are_guarded(self):  # conformance.md §8.3
         cfg = Config(stdlib_allow=("importlib", "operator"))
         self.import_violation(run_one(cfg, "import importlib\nreturn importlib.import_module('os')"),
                               STDLIB.format("os", "importlib, operator"))
@@ -183,7 +183,7 @@ class ImportGuardTest(Assertions):
                 reply = run_one(every, f"import {module}")
                 self.assertEqual(self.user_error(reply)["message"], IMPORT_VIOLATION)
 
-    def test_guarded_callables_refuse_introspection(self):  # A.8.3
+    def test_guarded_callables_refuse_introspection(self):  # conformance.md §8.3
         cfg = Config(stdlib_allow=("importlib", "operator"))
         targets = {
             "__import__": "__import__",
@@ -268,7 +268,7 @@ class TransitiveImportTest(Assertions):
 
 
 class ProcessStateTest(Assertions):
-    def test_lazy_stdlib_imports_after_pruning(self):  # A.4.5
+    def test_lazy_stdlib_imports_after_pruning(self):  # conformance.md §4.5
         code = """
         from datetime import datetime
         import time, warnings
@@ -369,7 +369,7 @@ class FormatGuardTest(Assertions):
         """
         self.assertTrue(self.result(run_one(self.CFG, code)))
 
-    def test_safe_templates_and_other_receivers_pass(self):  # A.8.4
+    def test_safe_templates_and_other_receivers_pass(self):  # conformance.md §8.4
         code = """
         import string, collections
         class Doc:
