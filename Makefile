@@ -25,6 +25,7 @@ demo: build
 test: lint gotest pytest
 
 lint:
+	@.ci/no-binaries
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
