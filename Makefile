@@ -5,7 +5,7 @@ BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run demo test lint gotest pytest bench soak e2e-n8n clean
+.PHONY: all build run demo test lint gotest pytest fuzz bench soak e2e-n8n clean
 
 all: build
 
@@ -35,6 +35,12 @@ gotest:
 
 pytest:
 	cd python/runtime && $(PYTHON) -m unittest discover -s tests -t . -q
+
+# The JSON scanner reads what task processes send: fuzz it against encoding/json for a while
+# (its seed corpus also runs in every `go test`). CI runs this after make test.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzEachMember$$' -fuzztime $(FUZZTIME) ./internal/jsonscan/
 
 # Benchmarks (about 6 minutes): pyrunner through the fake broker, each number against a
 # process-per-task baseline measured in the same run; prints the README's Performance table.

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
+	"github.com/pyrunner/pyrunner/internal/jsonscan"
 )
 
 // Message types, n8n's (docs/protocol.md §4).

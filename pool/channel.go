@@ -9,7 +9,7 @@ import (
 	"net"
 	"unicode/utf8"
 
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
+	"github.com/pyrunner/pyrunner/internal/jsonscan"
 )
 
 // errFrameTooLarge is returned by readFrame when a frame announces more

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
+	"github.com/pyrunner/pyrunner/internal/jsonscan"
 )
 
 // Code-node modes (docs/code-node.md §2).

@@ -4,10 +4,10 @@
 package jsonscan
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // errNotObject: the frame is not a JSON object.
@@ -72,12 +72,25 @@ func trailing(b []byte, i int) error {
 }
 
 func keyText(quoted []byte) (string, error) {
-	if bytes.IndexByte(quoted, '\\') < 0 {
+	// The common key, plain UTF-8, is its own text; escapes, control
+	// characters (invalid in JSON) and invalid UTF-8 (which a decode turns
+	// into U+FFFD) go through encoding/json, so that keys are refused and
+	// read as a full decode refuses and reads them.
+	if plainKey(quoted) {
 		return string(quoted[1 : len(quoted)-1]), nil
 	}
 	var s string
 	err := json.Unmarshal(quoted, &s)
 	return s, err
+}
+
+func plainKey(quoted []byte) bool {
+	for _, c := range quoted {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(quoted)
 }
 
 func skipSpace(b []byte, i int) int {
