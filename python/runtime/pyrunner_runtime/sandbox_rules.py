@@ -37,6 +37,18 @@ BLOCKED_ATTRIBUTES = frozenset({
     "__delattr__", "__self__", "__func__", "__wrapped__", "__annotations__", "__spec__",
 })
 
+# pyrunner's own additions to n8n's list. `mro` hands out every base class, `object`
+# included (int.mro()[-1]), which the deny list keeps out of the builtins.
+PYRUNNER_BLOCKED_ATTRIBUTES = frozenset({"mro"})
+
+# Names with a leading underscore that user code may still use as attributes: what ordinary
+# code needs (namedtuple's API, a function's or module's name and version, super().__init__).
+# Every other one is private and refused, in the code and at run time.
+PUBLIC_UNDERSCORE_NAMES = frozenset({
+    "_replace", "_asdict", "_fields", "_make", "_field_defaults",
+    "__name__", "__doc__", "__version__", "__init__",
+})
+
 BLOCKED = BLOCKED_NAMES | BLOCKED_ATTRIBUTES
 # No string longer than this can equal a blocked name: longer ones skip the exact-match test.
 MAX_BLOCKED_LEN = max(len(s) for s in BLOCKED)
@@ -66,6 +78,10 @@ ERROR_FUNCDEF_BLOCKED_NAME = "Function named '{name}' is disallowed, because it 
 ERROR_CLASSDEF_BLOCKED_NAME = "Class named '{name}' is disallowed, because it can be used to bypass security restrictions."
 ERROR_PARAM_BLOCKED_NAME = "Parameter named '{name}' is disallowed, because it can be used to bypass security restrictions."
 ERROR_BARE_FORMAT_ATTRIBUTE = "Extracting '{attr}' as a bound method is disallowed; call it directly on its receiver instead."
+# pyrunner's own texts, in n8n's style.
+ERROR_PRIVATE_ATTRIBUTE = (
+    "Access to private attribute '{attr}' is disallowed, because it can be used to bypass security restrictions."
+)
 
 # The virtual file names user code is compiled under (execute.py; reference §10.3). The
 # transitive-imports rule (§12.6) tells user frames from package frames by them.
