@@ -82,6 +82,11 @@ ERROR_BARE_FORMAT_ATTRIBUTE = "Extracting '{attr}' as a bound method is disallow
 ERROR_PRIVATE_ATTRIBUTE = (
     "Access to private attribute '{attr}' is disallowed, because it can be used to bypass security restrictions."
 )
+ERROR_MODULE_ATTRIBUTE = "Access to module '{module}' through '{path}' is disallowed. Allowed {kind}: {allowed}"
+ERROR_INTROSPECTION = (
+    "Access to '{path}' is disallowed unless module '{module}' is allowed, because it can be used to bypass "
+    "security restrictions."
+)
 
 # The virtual file names user code is compiled under (execute.py; reference §10.3). The
 # transitive-imports rule (§12.6) tells user frames from package frames by them.
@@ -90,6 +95,8 @@ USER_FILENAMES = frozenset({"<all_items_task_execution>", "<per_item_task_execut
 # The message texts of the two runtime violations (reference §10.11).
 RUNTIME_IMPORT_MESSAGE = "Security violation detected"
 RUNTIME_FORMAT_MESSAGE = "Security violations detected"
+# pyrunner's run-time refusals of attributes (module views, getattr and its kin) read like an import's.
+RUNTIME_ACCESS_MESSAGE = RUNTIME_IMPORT_MESSAGE
 
 _STDLIB = frozenset(sys.stdlib_module_names)
 # pyrunner's own modules and the zygote's bootstrap: never importable by user code at run time,
@@ -97,11 +104,22 @@ _STDLIB = frozenset(sys.stdlib_module_names)
 INTERNAL_MODULES = frozenset({"pyrunner_runtime", "__main__"})
 
 
+# Private stdlib modules that allowed modules import from C at run time, through the importing
+# frame's __import__ (the user's): datetime.strptime and time.strptime import _strptime.
+# They are allowed with the module that needs them.
+IMPLIED_MODULES = {"datetime": ("_strptime",), "time": ("_strptime",)}
+
+
+def is_private(name: str) -> bool:
+    """Whether an attribute name is private: a leading underscore, and not a public exception."""
+    return name[:1] == "_" and name not in PUBLIC_UNDERSCORE_NAMES
+
+
 class Policy:
     """The import allowlists of one configuration (§12.2); immutable once built."""
 
     __slots__ = ("stdlib", "external", "stdlib_all", "external_all", "skip_static", "key", "_stdlib_text",
-                 "external_text")
+                 "external_text", "implied")
 
     def __init__(self, stdlib_allow, external_allow):
         self.stdlib = frozenset(stdlib_allow or ())
@@ -113,6 +131,7 @@ class Policy:
         self.key = (tuple(sorted(self.stdlib)), tuple(sorted(self.external)))
         self._stdlib_text = ", ".join(self.key[0]) if self.stdlib else "none"
         self.external_text = ", ".join(self.key[1]) if self.external else "none"
+        self.implied = frozenset(m for name in self.stdlib for m in IMPLIED_MODULES.get(name, ()))
 
     def import_error(self, module_path: str):
         """None if module_path may be imported, else the allowlist message (§12.2).
@@ -121,12 +140,24 @@ class Policy:
         """
         top = module_path.partition(".")[0]
         if top in _STDLIB:
-            if self.stdlib_all or top in self.stdlib:
+            if self.stdlib_all or top in self.stdlib or top in self.implied:
                 return None
             return ERROR_STDLIB_DISALLOWED.format(module=module_path, allowed=self._stdlib_text)
         if self.external_all or top in self.external:
             return None
         return ERROR_EXTERNAL_DISALLOWED.format(module=module_path, allowed=self.external_text)
+
+    def allows_module(self, name: str) -> bool:
+        """Whether user code may hold the module of this name (never pyrunner's own)."""
+        return self.import_error(name) is None and name.partition(".")[0] not in INTERNAL_MODULES
+
+    def module_attribute_error(self, module: str, path: str) -> str:
+        """The text refusing module `module`, reached as attribute path `path` of an allowed one."""
+        if module.partition(".")[0] in _STDLIB:
+            kind, allowed = "stdlib modules", self._stdlib_text
+        else:
+            kind, allowed = "external packages", self.external_text
+        return ERROR_MODULE_ATTRIBUTE.format(module=module, path=path, kind=kind, allowed=allowed)
 
 
 _policies = {}
