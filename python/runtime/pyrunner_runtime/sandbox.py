@@ -18,8 +18,9 @@ Run-time violations raise SecurityViolationError, whose str() is the message and
 description is the detail; execute.run_task reports both as they are.
 
 Unless both allowlists are "*", pyrunner's own checks come on top of n8n's: private
-attribute names are refused in the analysis, and imports hand out module views
-(sandbox_views).
+attribute names are refused (sandbox_rules.attribute_refusal, in the analysis and at run
+time), imports hand out module views (sandbox_views), and the helpers that take attribute
+names or source at run time are guarded (sandbox_helpers, sandbox_compile).
 
 These checks are one layer. What keeps secrets out of reach is the task process's own
 boundary (its environment, file descriptors, user and Landlock domain: hardening.py).
@@ -28,8 +29,11 @@ boundary (its environment, file descriptors, user and Landlock domain: hardening
 import ast
 import importlib
 
+import linecache
+
 from . import sandbox_analysis, sandbox_builtins, sandbox_imports, sandbox_rewrite
 from .sandbox_callables import HardenedCallable, SecurityViolationError, harden
+from .sandbox_helpers import source_files_only
 from .sandbox_rules import policy_for
 
 __all__ = ["check", "rewrite", "make_builtins", "task_print", "prepare_process", "prepare_zygote",
@@ -92,10 +96,11 @@ def prepare_process(cfg) -> None:
     Prunes sys.modules to what the allowlists allow, puts importlib.import_module and
     importlib.__import__ behind the import guard (trusting package callers when
     cfg.allow_transitive_imports, §12.6; handing user code module views) and builds the
-    builtins so the first task pays nothing for them. Unless both allowlists are "*", the
-    views of the allowed modules already loaded are made (sandbox_views.Views.prepare).
-    Idempotent. The zygote calls it before it forks, so its tasks inherit all this.
-    N8N_BLOCK_RUNNER_ENV_ACCESS is child.prepare's: it clears os.environ before this runs.
+    builtins so the first task pays nothing for them. Unless both allowlists are "*",
+    linecache then reads Python source files only, and the views of the allowed modules
+    already loaded are made (sandbox_views.Views.prepare). Idempotent. The zygote calls it
+    before it forks, so its tasks inherit all this. N8N_BLOCK_RUNNER_ENV_ACCESS is
+    child.prepare's: it clears os.environ before this runs.
     """
     policy = policy_for(cfg)
     sandbox_imports.prune_modules(policy)
@@ -109,6 +114,7 @@ def prepare_process(cfg) -> None:
             sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust, views),
             "<built-in function __import__>")
     if views is not None:
+        source_files_only(linecache)
         views.prepare()
 
 

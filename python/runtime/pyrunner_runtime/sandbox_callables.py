@@ -72,6 +72,20 @@ def harden(impl, text):
     return wrapper
 
 
+# What string.Formatter.get_field checks a field name with: a HardenedCallable set by
+# sandbox_format.guard_formatter.
+_field_check = None
+
+
+def formatter_get_field(self, field_name, args, kwargs):
+    """string.Formatter.get_field in a task process: the field name is checked, then resolved."""
+    return _field_check(self, field_name, args, kwargs)
+
+
+formatter_get_field.__name__ = "get_field"
+formatter_get_field.__qualname__ = "Formatter.get_field"
+formatter_get_field.__module__ = "string"
+
 _READ_ONLY = "'builtins' mapping is read-only"
 
 

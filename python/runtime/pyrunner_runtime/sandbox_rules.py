@@ -87,6 +87,7 @@ ERROR_INTROSPECTION = (
     "Access to '{path}' is disallowed unless module '{module}' is allowed, because it can be used to bypass "
     "security restrictions."
 )
+ERROR_CLASS_VARS = "vars() of a class is disallowed, because it can be used to bypass security restrictions."
 
 # The virtual file names user code is compiled under (execute.py; reference §10.3). The
 # transitive-imports rule (§12.6) tells user frames from package frames by them.
@@ -113,6 +114,19 @@ IMPLIED_MODULES = {"datetime": ("_strptime",), "time": ("_strptime",)}
 def is_private(name: str) -> bool:
     """Whether an attribute name is private: a leading underscore, and not a public exception."""
     return name[:1] == "_" and name not in PUBLIC_UNDERSCORE_NAMES
+
+
+def attribute_refusal(name: str):
+    """The text refusing access to attribute name at run time, or None if it may be used.
+
+    The same rule as the static analysis: n8n's blocked attributes and pyrunner's, then
+    every private name.
+    """
+    if name in BLOCKED_ATTRIBUTES or name in PYRUNNER_BLOCKED_ATTRIBUTES:
+        return ERROR_DANGEROUS_ATTRIBUTE.format(attr=name)
+    if name[:1] == "_" and name not in PUBLIC_UNDERSCORE_NAMES:
+        return ERROR_PRIVATE_ATTRIBUTE.format(attr=name)
+    return None
 
 
 class Policy:
@@ -193,8 +207,11 @@ class BudgetExceeded(Exception):
     pass
 
 
-def blocked_format_tokens(template: str, budget: ScanBudget) -> list:
+def blocked_format_tokens(template: str, budget: ScanBudget, private: bool = False) -> list:
     """The blocked names and attributes a str.format template's fields reach, in n8n's order.
+
+    private: also the attributes attribute_refusal refuses (the run-time guard's rule; the
+    static analysis keeps n8n's, so that literals never formatted are not refused).
 
     Fields are found the way str.format finds them, and a nested format spec
     ("{x:{y.__class__}}") is itself a template whose tokens come right after its field's.
@@ -226,7 +243,7 @@ def blocked_format_tokens(template: str, budget: ScanBudget) -> list:
         field, spec = item[1], item[2]
         if field is not None:
             for match in _FIELD_ATTR.finditer(field):
-                if match.group(1) in BLOCKED:
+                if match.group(1) in BLOCKED or (private and attribute_refusal(match.group(1))):
                     found.append(match.group(1))
             for match in _FIELD_SUBSCRIPT.finditer(field):
                 if match.group(2) in BLOCKED:
@@ -235,7 +252,7 @@ def blocked_format_tokens(template: str, budget: ScanBudget) -> list:
             text = spec
 
 
-def lenient_format_tokens(text: str) -> list:
+def lenient_format_tokens(text: str, private: bool = False) -> list:
     """A linear superset of blocked_format_tokens, for text too costly to scan exactly.
 
     Every ".name" and "[name]" anywhere in the text counts, inside a field or not, each
@@ -246,7 +263,7 @@ def lenient_format_tokens(text: str) -> list:
         return []
     seen = []
     for match in _FIELD_ATTR.finditer(text):
-        if match.group(1) in BLOCKED and match.group(1) not in seen:
+        if (match.group(1) in BLOCKED or (private and attribute_refusal(match.group(1)))) and match.group(1) not in seen:
             seen.append(match.group(1))
     for match in _FIELD_SUBSCRIPT.finditer(text):
         if match.group(2) in BLOCKED and match.group(2) not in seen:

@@ -210,16 +210,20 @@ class HardenedCallableTest(Base):
         self.assertEqual(modules, [])
         self.assertEqual(sorted(n for n in namespace if not n.startswith("__")),
                          ["HardenedCallable", "ReadOnlyBuiltins", "SecurityViolationError", "_READ_ONLY",
-                          "_SPOOFED_TYPE", "harden"])
+                          "_SPOOFED_TYPE", "_field_check", "formatter_get_field", "harden"])
+        # What the module reaches the rest of the sandbox through: opaque, or not set yet.
+        self.assertIn(type(namespace["_field_check"]), (sandbox_callables.HardenedCallable, type(None)))
 
     def test_print_in_user_code_when_execute_uses_task_print(self):
         if self.result(run("return repr(print)")) != "<built-in function print>":
             self.skipTest("execute.py still puts the raw capture.print in the globals (see the wiring diff)")
+        # With both allowlists "*" operator.attrgetter is the real one (elsewhere it refuses
+        # the names itself): print's own refusal is what stops it.
         reply = run("""
         import operator
         u = '_' * 2
         return operator.attrgetter('.'.join([u + 'call' + u, u + 'globals' + u]))(print)
-        """, Config(stdlib_allow=("operator",)))
+        """, OPEN)
         self.assertEqual(self.error(reply)["message"], SPOOFED.format("__call__"))
         self.assertEqual(run("print('hi')\nreturn print is __builtins__['print']")["print_args"], [["'hi'"]])
 

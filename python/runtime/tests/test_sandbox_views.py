@@ -77,6 +77,26 @@ class ModulesThroughModulesTest(Base):
         cfg = Config(stdlib_allow=("re", "enum", "os", "json", "xml", "collections"))
         self.assertEqual(self.result(run_one(cfg, code)), ["<enum 'Enum'>", "a/b", "JSONDecodeError", True, "x", True])
 
+    def test_private_names_are_refused_at_run_time(self):
+        cases = {
+            "getattr": ("import random\nreturn getattr(random, '_' + 'os')", "_os"),
+            "getattr with a default": ("import random\nreturn getattr(random, '_' + 'os', None)", "_os"),
+            "attrgetter": ("import operator, random\nreturn operator.attrgetter('_' + 'os')(random)", "_os"),
+            "dotted attrgetter": ("import operator, collections\nreturn operator.attrgetter('abc._' + 'sys')(collections)",
+                                  "_sys"),
+            "methodcaller": ("import operator, random\nreturn operator.methodcaller('_' + 'randbelow', 3)(random.Random())",
+                             "_randbelow"),
+            "import_module": ("import importlib\nreturn importlib.import_module('json.' + '_x')", "_x"),
+            "fromlist": ("return __import__('json', fromlist=['_' + 'x'])", "_x"),
+            "setattr": ("import random\nsetattr(random, '_' + 'x', 1)", "_x"),
+            "hasattr on a view": ("import random\nreturn hasattr(random, '_' + 'os')", "_os"),
+        }
+        cfg = Config(stdlib_allow=TYPICAL_MODULES + ("importlib",), builtins_deny=())
+        replies = self.each(cfg, {label: case[0] for label, case in cases.items()})
+        for label, (_, name) in cases.items():
+            with self.subTest(label):
+                self.refused(replies[label], ACCESS, PRIVATE.format(name))
+
     def test_views_are_modules_shared_by_every_import(self):
         code = """
         import json, importlib
@@ -87,6 +107,15 @@ class ModulesThroughModulesTest(Base):
         """
         cfg = Config(stdlib_allow=("json", "importlib"), builtins_deny=())
         self.assertEqual(self.result(run_one(cfg, code)), [True, True, True, "<module 'json' ", "module", "json", True, True])
+
+    def test_dir_and_vars_show_what_the_view_gives(self):
+        code = """
+        import random, re
+        names = dir(random)
+        return [[n for n in names if n.startswith('_') or n == 'os'], 'choice' in names,
+                sorted(set(vars(random)) - set(names)), 'enum' in dir(re), 'compile' in vars(re)]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)), [[], True, [], False, True])
 
     def test_writes_change_the_view_not_the_module(self):
         code = """
@@ -142,6 +171,206 @@ class ModulesThroughModulesTest(Base):
     def test_both_wildcards_hand_out_the_modules(self):  # as n8n: no Python-level check at all
         code = "import random, operator\nreturn [str(random._os)[:12], str(operator.attrgetter('_os')(random))[:12]]"
         self.assertEqual(self.result(run_one(EVERYTHING, code)), ["<module 'os'", "<module 'os'"])
+
+
+class RunTimeNamesTest(Base):
+    def test_the_getattr_family(self):
+        cases = {
+            "getattr blocked": ("return getattr(print, '_' * 2 + 'globals' + '_' * 2)", ATTR.format("__globals__")),
+            "getattr format": ("return getattr('{}', 'for' + 'mat')", BOUND.format("format")),
+            "getattr mro": ("return getattr(int, 'mr' + 'o')()", ATTR.format("mro")),
+            "setattr private": ("import json\nsetattr(json, '_' + 'x', 1)", PRIVATE.format("_x")),
+            "delattr private": ("import json\ndelattr(json, '_' + 'x')", PRIVATE.format("_x")),
+            "vars of a class": ("return vars(str)['format']", CLASS_VARS),
+        }
+        replies = self.each(TYPICAL_OPEN, {label: case[0] for label, case in cases.items()})
+        for label, (_, description) in cases.items():
+            with self.subTest(label):
+                self.refused(replies[label], ACCESS, description)
+
+    def test_the_getattr_family_still_works(self):
+        code = """
+        import json
+        class Box:
+            pass
+        b = Box()
+        setattr(b, 'size', 3)
+        n = 7
+        seen = vars()
+        out = [getattr(b, 'size'), getattr(b, 'missing', 'default'), hasattr(b, 'size'), dict(vars(b)), 'n' in seen,
+               getattr(json, 'dumps')([1]), sorted(vars(json))[:2]]
+        delattr(b, 'size')
+        return out + [hasattr(b, 'size')]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)),
+                         [3, "default", True, {"size": 3}, True, "[1]", ["JSONDecodeError", "JSONDecoder"], False])
+
+    def test_vars_refuses_private_state(self):
+        code = "import string\nf = string.Formatter()\nf.public = 1\nreturn vars(f)"
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)), {"public": 1})
+        code = "import functools\np = functools.partial(len)\nsetattr(p, 'x', 1)\nreturn vars(p)"
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)), {"x": 1})
+
+    def test_operator_getters(self):
+        cases = {
+            "attrgetter blocked": ("import operator\nu = '_' * 2\nreturn operator.attrgetter(u + 'globals' + u)(len)",
+                                   ATTR.format("__globals__")),
+            "attrgetter dunder": ("import operator\nu = '_' * 2\nreturn operator.attrgetter(u + 'call' + u)(print)",
+                                  PRIVATE.format("__call__")),
+            "attrgetter format": ("import operator\nreturn operator.attrgetter('format')('{}')", BOUND.format("format")),
+            "attrgetter mro": ("import operator\nreturn operator.attrgetter('mro')(int)", ATTR.format("mro")),
+            "methodcaller private": ("import operator\nreturn operator.methodcaller('_' * 2 + 'reduce_ex' + '_' * 2, 2)(1)",
+                                     ATTR.format("__reduce_ex__")),
+        }
+        replies = self.each(TYPICAL, {label: case[0] for label, case in cases.items()})
+        for label, (_, description) in cases.items():
+            with self.subTest(label):
+                self.refused(replies[label], ACCESS, description)
+
+    def test_operator_getters_still_work(self):
+        code = """
+        import operator, collections
+        P = collections.namedtuple('P', 'x y')
+        points = [P(2, 'b'), P(1, 'a')]
+        by_x = operator.attrgetter('x')
+        return [sorted(points, key=by_x)[0].y, operator.attrgetter('x', 'y')(points[0]), operator.methodcaller('upper')('a'),
+                operator.methodcaller('split', ',', maxsplit=1)('a,b,c'), operator.attrgetter('real.imag')(3),
+                operator.methodcaller('format', 2)('<{}>'), operator.itemgetter('_id')({'_id': 5}), repr(by_x)]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL, code)),
+                         ["a", [2, "b"], "A", ["a", "b,c"], 0, "<2>", 5, "operator.attrgetter('x')"])
+
+    def test_functools_wrappers(self):
+        # update_wrapper reads and writes attributes by name: merging a library function's
+        # globals into the task's own would hand out random's os as the name _os.
+        attack = """
+        import functools, random
+        u = '_' * 2
+        def h():
+            pass
+        p = functools.partial(len)
+        functools.update_wrapper(p, h, assigned=[u + 'globals' + u], updated=[])
+        functools.update_wrapper(p, random.shuffle, assigned=[], updated=[u + 'globals' + u])
+        return str(_os)
+        """
+        self.refused(run_one(TYPICAL, attack), ACCESS, ATTR.format("__globals__"))
+        cases = {
+            "wraps": "import functools\ndef h(): pass\nfunctools.wraps(h, assigned=['_' * 2 + 'globals' + '_' * 2])",
+            "the partial wraps returns": "import functools\ndef h(): pass\n"
+                                         "functools.wraps(h).func(h, h, assigned=['_' * 2 + 'globals' + '_' * 2])",
+        }
+        for label, reply in self.each(TYPICAL, cases).items():
+            with self.subTest(label):
+                self.refused(reply, ACCESS, ATTR.format("__globals__"))
+        self.refused(run_one(TYPICAL, "import functools\nfunctools.update_wrapper(len, '{}', assigned=['format'])"),
+                     ACCESS, BOUND.format("format"))
+
+    def test_functools_wrappers_still_work(self):
+        code = """
+        import functools
+        def logged(f):
+            @functools.wraps(f)
+            def inner(*args):
+                return ('logged', f(*args))
+            return inner
+        @logged
+        def double(x):
+            'Twice x.'
+            return 2 * x
+        plain = functools.update_wrapper(functools.partial(double), double)
+        return [double(2), double.__name__, double.__doc__, plain.__name__]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL, code)), [["logged", 4], "double", "Twice x.", "double"])
+
+    def test_exec_eval_and_compile_check_their_source(self):
+        cases = {
+            "eval": ("return eval('().' + '_' * 2 + 'class' + '_' * 2)", "Line 1: " + ATTR.format("__class__")),
+            "exec": ("import random\nexec('x = random.' + '_os')", "Line 1: " + PRIVATE.format("_os")),
+            "compile": ("compile('a = 1\\nb = a._x', 'file', 'exec')", "Line 2: " + PRIVATE.format("_x")),
+            "imports": ("exec('import os', {})", "Line 1: Import of standard library module 'os' is disallowed. "
+                                                 "Allowed stdlib modules: " + ", ".join(sorted(TYPICAL_MODULES))),
+        }
+        replies = self.each(TYPICAL_OPEN, {label: case[0] for label, case in cases.items()})
+        for label, (_, description) in cases.items():
+            with self.subTest(label):
+                self.refused(replies[label], FORMAT, description)
+        # Templates built at run time in such source meet the format guard.
+        code = "u = '_' * 2\nreturn eval(\"('{0.' + u + 'class' + u + '}').format(1)\")"
+        self.refused(run_one(TYPICAL_OPEN, code), FORMAT, PATTERN.format("__class__"))
+
+    def test_exec_eval_and_compile_still_work(self):
+        code = """
+        ns = {}
+        exec("import json\\ny = json.dumps([1])\\ndef f(a):\\n    return a * 2", ns)
+        x = 5
+        code = compile('x + 1', 'expr', 'eval')
+        tree = compile('a = 1', 'f', 'exec', 0x400)  # ast.PyCF_ONLY_AST
+        return [ns['y'], ns['f'](3), eval('x + 1'), eval(code), eval(' 2'), type(tree).__name__,
+                eval('len(_items)', {'_items': [1, 2]})]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)), ["[1]", 6, 6, 6, 2, "Module", 2])
+
+
+class FormatterPathsTest(Base):
+    def test_every_way_to_a_formatter_is_guarded(self):
+        u = "u = '_' * 2\n"
+        cases = {
+            "parse replaced on an instance": u + "import string\nf = string.Formatter()\n"
+                                                 "f.parse = lambda s: [('', '0.' + u + 'class' + u, '', None)]\n"
+                                                 "return f.format('{0}', 1)",
+            "get_field at run time": u + "import string\nreturn string.Formatter().get_field('0.' + u + 'class' + u, [1], {})",
+            "methodcaller": u + "import operator\nreturn operator.methodcaller('format', 1)('{0.' + u + 'class' + u + '}')",
+            "format_map": u + "return ('{x.' + u + 'class' + u + '}').format_map({'x': 1})",
+            "vformat": u + "import string\nreturn string.Formatter().vformat('{0.' + u + 'class' + u + '}', [1], {})",
+        }
+        for label, reply in self.each(TYPICAL, cases).items():
+            with self.subTest(label):
+                self.refused(reply, FORMAT, PATTERN.format("__class__"))
+        private = {
+            "str.format": "import random\nreturn ('{0.' + chr(95) + 'os}').format(random)",
+            "Formatter": "import random, string\nreturn string.Formatter().format('{0.' + chr(95) + 'os}', random)",
+        }
+        for label, reply in self.each(TYPICAL, private).items():
+            with self.subTest(label):
+                self.refused(reply, FORMAT, PATTERN.format("_os"))
+
+    def test_a_formatter_subclass_with_its_own_parse(self):
+        code = """
+        import string
+        u = '_' * 2
+        class Sly(string.Formatter):
+            def parse(self, s):
+                return [('', '0.' + u + 'class' + u, '', None)]
+        return Sly().format('{0}', 1)
+        """
+        self.refused(run_one(TYPICAL_OPEN, code), FORMAT, PATTERN.format("__class__"))
+
+    def test_formatters_still_work(self):
+        code = """
+        import string
+        class Upper(string.Formatter):
+            def format_field(self, value, spec):
+                return str(value).upper()
+        return [Upper().format('{0}-{x.real}', 'a', x=2), string.Formatter().format('{0[_id]}', {'_id': 7}),
+                '{0[_id]} {1.imag}'.format({'_id': 1}, 2), '{:>4}'.format('x')]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL_OPEN, code)), ["A-2", "7", "1 0", "   x"])
+
+
+class SourceLinesTest(Base):
+    def test_traceback_reads_python_source_only(self):
+        code = """
+        import traceback, json
+        listed = traceback.format_list([('/etc/passwd', 1, 'x', None)])
+        try:
+            json.loads('{')
+        except ValueError:
+            text = traceback.format_exc()
+        return [listed, 'obj, end = self.scan_once(s, idx)' in text]
+        """
+        self.assertEqual(self.result(run_one(TYPICAL, code)), [['  File "/etc/passwd", line 1, in x\n'], True])
+        reply = run_one(EXTENDED, "import linecache\nreturn linecache.getline('/etc/passwd', 1)")
+        self.assertEqual(self.result(reply), "")
 
 
 # Code-node snippets a typical allowlist must keep running unchanged.
@@ -285,6 +514,8 @@ class ExtendedAllowlistTest(Base):
                                              "modules: " + ", ".join(sorted(EXTENDED_MODULES))),
             "importlib._bootstrap": ("import importlib\nb = importlib._bootstrap", "Security violations detected",
                                      "Line 2: " + PRIVATE.format("_bootstrap")),
+            "linecache reads source only": ("import linecache\nreturn linecache.getline('/etc/passwd', 1) or 'nothing'",
+                                            None, "nothing"),
         }
         replies = self.each(EXTENDED, {label: case[0] for label, case in cases.items()})
         for label, (_, message, description) in cases.items():
