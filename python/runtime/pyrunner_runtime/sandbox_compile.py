@@ -21,11 +21,11 @@ import sys
 
 from . import sandbox_analysis, sandbox_rewrite
 from .sandbox_callables import SecurityViolationError
+from .sandbox_helpers import frame_locals
 from .sandbox_rules import RUNTIME_FORMAT_MESSAGE, USER_FILENAMES
 
 _getframe = sys._getframe
 _compile, _exec, _eval = compile, exec, eval
-_FRAME_LOCALS_ARE_SNAPSHOTS = sys.version_info >= (3, 13)  # locals() in a function, PEP 667
 _SOURCE_TYPES = (str, bytes, bytearray, ast.AST)
 _DEFAULT_FILENAME = "<all_items_task_execution>"
 
@@ -83,7 +83,7 @@ def _namespaces(globals, locals):
     if globals is None:
         globals = caller.f_globals
         if locals is None:
-            locals = dict(caller.f_locals) if _FRAME_LOCALS_ARE_SNAPSHOTS else caller.f_locals
+            locals = frame_locals(caller)
     elif locals is None:
         locals = globals
     if isinstance(globals, dict) and "__builtins__" not in globals:

@@ -34,6 +34,11 @@ _getframe = sys._getframe
 _FRAME_LOCALS_ARE_SNAPSHOTS = sys.version_info >= (3, 13)  # locals() in a function, PEP 667
 
 
+def frame_locals(frame):
+    """What locals() would give in frame: since 3.13 a snapshot, not the frame's write-through proxy."""
+    return dict(frame.f_locals) if _FRAME_LOCALS_ARE_SNAPSHOTS else frame.f_locals
+
+
 def _checked(name, reading: bool) -> str:
     if not isinstance(name, str):
         raise TypeError("attribute name must be string, not '%s'" % type(name).__name__)
@@ -71,8 +76,7 @@ class GuardedVars:
     def __call__(self, *args):
         if not args:
             # Frames: 0 this, 1 HardenedCallable.__call__, 2 the caller, whose locals vars() gives.
-            frame_locals = _getframe(2).f_locals
-            return dict(frame_locals) if _FRAME_LOCALS_ARE_SNAPSHOTS else frame_locals
+            return frame_locals(_getframe(2))
         if len(args) > 1:
             raise TypeError("vars expected at most 1 argument, got %d" % len(args))
         obj = args[0]

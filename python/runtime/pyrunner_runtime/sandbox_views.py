@@ -94,7 +94,7 @@ class Views:
         self._by_module = {}  # id(real module) -> (real module, view)
         self._real = {}  # view -> (real module, view dict, module name, live)
         # id(original) -> (original, replacement or None, module it needs), for every copy of
-        # the modules the entries name that has been loaded (see _refresh).
+        # the modules the entries name that has been loaded (see _register).
         self._special = {}
         self._entries = {}  # module name -> [(attribute, replacement or None, module it needs)]
         for (module, attr), replacement in replacements.items():
@@ -133,6 +133,7 @@ class Views:
         return module
 
     def view(self, real) -> ModuleType:
+        """The view of module real: made once, then the same object for every import."""
         entry = self._by_module.get(id(real))
         if entry is not None and entry[0] is real:
             return entry[1]
@@ -222,8 +223,9 @@ class Views:
         return sorted(names)
 
     def _refresh(self):
-        """Before a view is made: registers what was loaded since, and runs the module hooks
-        (which change the module: never in a process that runs no user code)."""
+        """Before a view is made: registers what was loaded since, and runs the module hooks.
+        Hooks change their module, so __init__ (which prepare_zygote reaches, and which must
+        change nothing process-wide) does not run them."""
         self._register()
         for name, hook in self._hooks.items():
             module = _modules.get(name)
