@@ -20,7 +20,7 @@ type escape struct {
 	name string
 	// code may use {{SECRET}}, {{SECRET_FILE}}, {{RUNNER_PID}}, {{BROKER_PORT}}.
 	code string
-	// want, by mode ("default", "typical", "wildcard", or "*" for all):
+	// want, by mode ("default", "typical", "extended", "wildcard", or "*" for all):
 	// "E:text" a taskerror whose JSON contains text, "D:text" a taskdone
 	// whose result contains text, "" either.
 	want map[string]string
@@ -29,7 +29,7 @@ type escape struct {
 // The allowlist settings every attempt runs under.
 var escapeModes = map[string]map[string]string{
 	"default":  {"N8N_RUNNERS_STDLIB_ALLOW": ""},
-	"typical":  {"N8N_RUNNERS_STDLIB_ALLOW": "json,re,datetime,math,collections,itertools,functools,base64,hashlib,random,string,time"},
+	"typical":  {"N8N_RUNNERS_STDLIB_ALLOW": typicalStdlib},
 	"wildcard": {"N8N_RUNNERS_STDLIB_ALLOW": "*", "N8N_RUNNERS_EXTERNAL_ALLOW": "*", "N8N_RUNNERS_BUILTINS_DENY": ""},
 }
 
@@ -82,13 +82,14 @@ var escapes = []escape{
 	{"pickle reduce", "import pickle\nclass E:\n    def __reduce__(self):\n        return (print, ('x',))\nreturn [{'json': {'p': len(pickle.dumps(E()))}}]", pyLevel},
 	{"operator attrgetter", "import operator\nreturn [{'json': {'g': str(operator.attrgetter('__call__.__globals__')(print))}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "E:"}},
 	{"codecs keeps os", "import codecs\nreturn [{'json': {'e': dict(codecs.os.environ) if hasattr(codecs, 'os') else {}}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:"}},
-	// Allowed modules keep references to sys and os: the Python-level checks
-	// cannot see that (nor can n8n's); the process boundary still holds.
-	{"re and enum internals", "import re\nreturn [{'json': {'e': str(re.enum.sys.modules.keys())[:40]}}]", map[string]string{"default": violation, "typical": "D:", "wildcard": "D:"}},
+	// Allowed modules keep references to sys and os: n8n's checks cannot see
+	// that; pyrunner's module views refuse them (escape_views_test.go), and with
+	// both allowlists "*" the process boundary holds.
+	{"re and enum internals", "import re\nreturn [{'json': {'e': str(re.enum.sys.modules.keys())[:40]}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:"}},
 	{"random keeps os", "import random\nrc = random._os.system('cat /proc/{{RUNNER_PID}}/environ > leak')\nreturn [{'json': {'e': dict(random._os.environ), 'leak': open('leak').read() if rc == 0 else ''}}]",
-		map[string]string{"default": violation, "typical": `D:"e":{},"leak":""`, "wildcard": `D:"e":{},"leak":""`}},
+		map[string]string{"default": violation, "typical": violation, "wildcard": `D:"e":{},"leak":""`}},
 	{"collections keeps sys", "import collections\nb = collections._sys.modules['builtins']\nreturn [{'json': {'s': b.open('{{SECRET_FILE}}').read()}}]",
-		map[string]string{"default": violation, "typical": "E:Permission denied", "wildcard": "E:Permission denied"}},
+		map[string]string{"default": violation, "typical": violation, "wildcard": "E:Permission denied"}},
 	{"int's mro gives object back", "o = int.mro()[-1]\nreturn [{'json': {'n': len(o.__subclasses__())}}]", pyLevel},
 	// ctypes, subprocess, os.system.
 	{"ctypes system", "import ctypes\nreturn [{'json': {'rc': ctypes.CDLL(None).system(b'cat /proc/*/environ > /dev/null')}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:rc"}},

@@ -17,6 +17,11 @@ the built builtins instead of building them (it changes nothing process-wide).
 Run-time violations raise SecurityViolationError, whose str() is the message and whose
 description is the detail; execute.run_task reports both as they are.
 
+Unless both allowlists are "*", pyrunner's own checks come on top of n8n's: private
+attribute names are refused (sandbox_rules.attribute_refusal, in the analysis and at run
+time), imports hand out module views (sandbox_views), and the helpers that take attribute
+names or source at run time are guarded (sandbox_helpers, sandbox_compile).
+
 These checks are one layer. What keeps secrets out of reach is the task process's own
 boundary (its environment, file descriptors, user and Landlock domain: hardening.py).
 """
@@ -24,9 +29,11 @@ boundary (its environment, file descriptors, user and Landlock domain: hardening
 import ast
 import importlib
 
+import linecache
+
 from . import sandbox_analysis, sandbox_builtins, sandbox_imports, sandbox_rewrite
-from .sandbox_builtins import harden
-from .sandbox_callables import HardenedCallable, SecurityViolationError
+from .sandbox_callables import HardenedCallable, SecurityViolationError, harden
+from .sandbox_helpers import source_files_only
 from .sandbox_rules import policy_for
 
 __all__ = ["check", "rewrite", "make_builtins", "task_print", "prepare_process", "prepare_zygote",
@@ -88,21 +95,27 @@ def prepare_process(cfg) -> None:
 
     Prunes sys.modules to what the allowlists allow, puts importlib.import_module and
     importlib.__import__ behind the import guard (trusting package callers when
-    cfg.allow_transitive_imports, docs/sandbox.md §6) and builds the builtins so the first task pays
-    nothing for them. Idempotent. N8N_BLOCK_RUNNER_ENV_ACCESS is child.prepare's: it
-    clears os.environ before this runs.
+    cfg.allow_transitive_imports, docs/sandbox.md §6; handing user code module views) and builds the
+    builtins so the first task pays nothing for them. Unless both allowlists are "*",
+    linecache then reads Python source files only, and the views of the allowed modules
+    already loaded are made (sandbox_views.Views.prepare). Idempotent. The zygote calls it
+    before it forks, so its tasks inherit all this. N8N_BLOCK_RUNNER_ENV_ACCESS is
+    child.prepare's: it clears os.environ before this runs.
     """
     policy = policy_for(cfg)
     sandbox_imports.prune_modules(policy)
+    views = sandbox_builtins.views(cfg)
     if not isinstance(importlib.import_module, HardenedCallable):
         trust = bool(cfg.allow_transitive_imports)
         importlib.import_module = harden(
-            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORT_MODULE, True, trust),
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORT_MODULE, True, trust, views),
             "<built-in function import_module>")
         importlib.__import__ = harden(
-            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust),
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust, views),
             "<built-in function __import__>")
-    sandbox_builtins.prepare(cfg)
+    if views is not None:
+        source_files_only(linecache)
+        views.prepare()
 
 
 def prepare_zygote(cfg) -> None:

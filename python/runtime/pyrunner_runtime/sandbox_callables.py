@@ -64,6 +64,28 @@ class HardenedCallable:
         return object.__getattribute__(self, "_repr")
 
 
+def harden(impl, text):
+    """impl behind a HardenedCallable whose repr() is text."""
+    wrapper = object.__new__(HardenedCallable)
+    object.__setattr__(wrapper, "_impl", impl)
+    object.__setattr__(wrapper, "_repr", text)
+    return wrapper
+
+
+# What string.Formatter.get_field checks a field name with: a HardenedCallable set by
+# sandbox_format.guard_formatter.
+_field_check = None
+
+
+def formatter_get_field(self, field_name, args, kwargs):
+    """string.Formatter.get_field in a task process: the field name is checked, then resolved."""
+    return _field_check(self, field_name, args, kwargs)
+
+
+formatter_get_field.__name__ = "get_field"
+formatter_get_field.__qualname__ = "Formatter.get_field"
+formatter_get_field.__module__ = "string"
+
 _READ_ONLY = "'builtins' mapping is read-only"
 
 
