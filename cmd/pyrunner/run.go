@@ -242,16 +242,18 @@ func pythonConfig(cfg *Config, tasksDir string) (python.Config, *os.File, error)
 		TaskUID:                uid,
 		TaskGID:                gid,
 		TaskUIDCount:           count,
-		LandlockABI:            -1,
-		MemoryMB:               int(cfg.MaxMemoryMB),
-		CPUSeconds:             cfg.cpuSeconds(),
-		MaxProcesses:           int(cfg.MaxProcesses),
-		MaxOutputChars:         int(cfg.MaxOutputKB) << 10,
-		MaxResultBytes:         int(cfg.MaxResultMB) << 20,
-		Network:                bool(cfg.NetworkAccess),
-		TasksDir:               tasksDir,
-		ReadablePaths:          cfg.ReadablePaths,
-		Preload:                cfg.Preload,
+		// Decided here, once: the pool and the zygotes follow it.
+		UIDPerTask:     count > 1 && uid > 0 && os.Geteuid() == 0,
+		LandlockABI:    -1,
+		MemoryMB:       int(cfg.MaxMemoryMB),
+		CPUSeconds:     cfg.cpuSeconds(),
+		MaxProcesses:   int(cfg.MaxProcesses),
+		MaxOutputChars: int(cfg.MaxOutputKB) << 10,
+		MaxResultBytes: int(cfg.MaxResultMB) << 20,
+		Network:        bool(cfg.NetworkAccess),
+		TasksDir:       tasksDir,
+		ReadablePaths:  cfg.ReadablePaths,
+		Preload:        cfg.Preload,
 	}, claim, nil
 }
 

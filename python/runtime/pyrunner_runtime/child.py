@@ -133,10 +133,16 @@ def _reply(reply: dict, cfg: Config) -> bytes:
     if cfg.max_result_bytes and len(payload) > cfg.max_result_bytes:
         return encode_message({
             "op": "error", "kind": "user", "print_args": [],
-            "error": {"message": "Task result of %.1f MB exceeds the limit of %d MB (N8N_PYTHON_MAX_RESULT_MB)"
-                      % (len(payload) / (1 << 20), cfg.max_result_bytes >> 20), "description": "", "stack": ""},
+            "error": {"message": "Task result of %.1f MB exceeds the limit of %s (%s)"
+                      % (len(payload) / (1 << 20), _size(cfg.max_result_bytes), cfg.max_result_setting),
+                      "description": "", "stack": ""},
         })
     return payload
+
+
+def _size(n: int) -> str:
+    """A limit as its setting gives it: whole MB, else bytes."""
+    return "%d MB" % (n >> 20) if n % (1 << 20) == 0 else "%d bytes" % n
 
 
 _READY = encode_message({"op": "ready"})

@@ -12,6 +12,7 @@ import traceback
 
 from . import sandbox
 from .printing import MAX_PRINT_CHARS, PrintCapture, StderrCapture
+from .texts import text
 
 ALL_ITEMS = "runOnceForAllItems"
 EACH_ITEM = "runOnceForEachItem"
@@ -51,18 +52,26 @@ def run_task(settings: dict, cfg, analyzed: bool = False) -> dict:
 
 
 def _run(settings, cfg, capture, analyzed):
+    # The runner checked the settings already (runner/settings.go); this is the defence in
+    # depth, in the same words (texts.json).
     if not isinstance(settings, dict):
-        return _settings_error("task settings must be an object")
+        return _settings_error(text("settings_not_object"))
     code = settings.get("code")
     mode = settings.get("nodeMode")
     items = settings.get("items")
+    if code is None:
+        return _settings_error(text("missing_field", field="code"))
     if not isinstance(code, str):
-        return _settings_error("Missing field in task settings message: code")
+        return _settings_error(text("invalid_field", field="code", kind="a string"))
     filename = _FILENAMES.get(mode) if isinstance(mode, str) else None
+    if mode is None:
+        return _settings_error(text("missing_field", field="nodeMode"))
     if filename is None:
-        return _settings_error("Unknown nodeMode: %s" % (mode,))
+        return _settings_error(text("unknown_node_mode", mode=mode))
+    if items is None:
+        return _settings_error(text("missing_field", field="items"))
     if not isinstance(items, list):
-        return _settings_error("Missing field in task settings message: items")
+        return _settings_error(text("invalid_field", field="items", kind="an array"))
 
     # Redirected from parsing on, so a SyntaxWarning lands in the task's stderr
     # (and so in a later error's description), as in n8n's child process.

@@ -62,9 +62,9 @@ class Zygote:
         self.ctl = ctl
         self.cfg = cfg
         self.children = {}  # live task process pid -> its uid (or -1)
-        # A uid of its own per live task process when pyrunner is root and a range is configured,
-        # handed out least recently used first.
-        self.own_uids = cfg.task_uid > 0 and cfg.task_uid_count > 1 and os.geteuid() == 0
+        # A uid of its own per live task process (the Go side decides: a root pyrunner with a
+        # range of uids), handed out least recently used first.
+        self.own_uids = cfg.uid_per_task
         self.free_uids = collections.deque(range(cfg.task_uid, cfg.task_uid + cfg.task_uid_count)) if self.own_uids else None
         self.fences = child.Fences(cfg, self.own_uids)
         self.wake_r, self.wake_w = os.pipe()
