@@ -36,33 +36,6 @@ func CancelledError() *TaskError {
 	return &TaskError{Message: "Task was cancelled", Kind: KindCancelled}
 }
 
-// processExit is a task process's end, announced once to any number of
-// watchers: done is closed after status is set.
-type processExit struct {
-	done   chan struct{}
-	status exitStatus
-}
-
-func newProcessExit() *processExit { return &processExit{done: make(chan struct{})} }
-
-// set records the end; only the first call counts.
-func (e *processExit) set(st exitStatus) {
-	select {
-	case <-e.done:
-	default:
-		e.status = st
-		close(e.done)
-	}
-}
-
-// exitStatus is how a task process ended, as its parent saw it.
-type exitStatus struct {
-	code   int
-	signal syscall.Signal
-	// lost: the parent (zygote) died before reporting; nothing is known.
-	lost bool
-}
-
 // crashError describes a task process that ended without sending a result.
 // cpuSeconds is the task's CPU time limit (0: none): the kernel ends a task
 // over it with SIGXCPU.

@@ -450,7 +450,7 @@ func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
 	spec := pooltest.Spec(t)
-	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = 1999000000, 1999000000, 16
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount, spec.Config.UIDPerTask = 1999000000, 1999000000, 16, true
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
 	marker := strconv.Itoa(8000 + os.Getpid()%1000)
 	go exec.Run(context.Background(), pool.Task{ID: "k", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
@@ -469,7 +469,7 @@ func TestZygotesHandOutDisjointUIDs(t *testing.T) {
 	}
 	const base, count = 1999100000, 40
 	spec := pooltest.Spec(t)
-	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = base, base, count
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount, spec.Config.UIDPerTask = base, base, count, true
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 4, MinWorkers: 4, Zygotes: 2})
 	waitFor(t, 20*time.Second, "4 ready processes", func() bool { return exec.Stats().Ready == 4 })
 	code := "import os, time\ntime.sleep(0.5)\nreturn [{'json': {'uid': os.getuid(), 'ppid': os.getppid()}}]"

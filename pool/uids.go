@@ -18,11 +18,11 @@ func (r uidRange) has(uid uint32) bool {
 	return int64(uid) >= int64(r.first) && int64(uid) < int64(r.first)+int64(r.count)
 }
 
-// ownUIDs is the range a zygote's task processes run as when each has a
-// uid of its own (a root pyrunner), else the empty range. The zygote
-// decides the same way (zygote.py, own_uids).
-func ownUIDs(c python.Config) uidRange {
-	if c.TaskUIDCount > 1 && c.TaskUID > 0 && os.Geteuid() == 0 {
+// uidsOf is the range a zygote's task processes run as when each has a uid
+// of its own, else the empty range. Whether they do is decided once, on
+// the Go side (python.Config.UIDPerTask), and the zygote follows it.
+func uidsOf(c python.Config) uidRange {
+	if c.UIDPerTask && c.TaskUIDCount > 0 {
 		return uidRange{c.TaskUID, c.TaskUIDCount}
 	}
 	return uidRange{}

@@ -147,7 +147,11 @@ func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message, set 
 	taskCtx, cancel := context.WithCancelCause(ctx)
 	t.state, t.cancel, t.settings, t.started = running, cancel, set, time.Now()
 	r.log.Info("Received task " + t.id)
-	go r.execute(taskCtx, t, m.Settings)
+	r.tasks.Add(1)
+	go func() {
+		defer r.tasks.Done()
+		r.execute(taskCtx, t, m.Settings)
+	}()
 }
 
 func truncate(b []byte, n int) string {

@@ -200,12 +200,13 @@ func (r *Runner) drop(s *loopState, id string) {
 	r.opts.Observer.TaskFinished("cancelled", 0)
 }
 
-// finish ends the last connection with a normal close (1000).
+// finish ends the last connection with a normal close (1000), before
+// letting go of it.
 func (r *Runner) finish(s *loopState) {
 	if s.conn != nil {
 		conn := s.conn
-		r.detach(s, conn, broker.ErrStop)
 		_ = conn.Close()
+		r.detach(s, conn, broker.ErrStop)
 	}
 }
 

@@ -58,6 +58,9 @@ type Runner struct {
 	shutdown     chan struct{} // closed by Shutdown
 	loopDone     chan struct{} // closed when loop returns
 	drained      atomic.Bool   // set by loop: the broker sent broker:drain
+	// tasks counts the goroutines running tasks (execute); Run waits for
+	// them, so that nothing the runner started outlives it.
+	tasks sync.WaitGroup
 	// singleUse: the runner has one connection only (a launcher's grant,
 	// no auth token). Its end is then the normal end of the runner's life,
 	// not a fault. Set by Run before the loop starts.
@@ -115,6 +118,9 @@ func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 	// No more connections will come: the loop ends once its tasks have.
 	r.Shutdown()
 	err := <-loopErr
+	// Tasks the loop gave up on (killed at shutdown, or abandoned) have
+	// been cancelled; their goroutines end with the executor's Run.
+	r.tasks.Wait()
 	switch {
 	case err != nil:
 		return err
@@ -161,7 +167,9 @@ func (r *Runner) serve(ctx context.Context, conn *broker.Conn) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	pumped := make(chan struct{})
 	go func() {
+		defer close(pumped)
 		for {
 			frame, err := conn.Receive(ctx)
 			if err != nil {
@@ -181,12 +189,17 @@ func (r *Runner) serve(ctx context.Context, conn *broker.Conn) error {
 			r.post(ev)
 		}
 	}()
+	var err error
 	select {
-	case err := <-done:
-		return err
+	case err = <-done:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	// The pump ends with the connection: nothing of this connection
+	// outlives serve.
+	_ = conn.CloseNow()
+	<-pumped
+	return err
 }
 
 type connOpened struct {

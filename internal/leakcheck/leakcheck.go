@@ -1,5 +1,6 @@
 // Package leakcheck tells whether memory grows with the number of
-// operations: it runs a workload N times, measures the live heap after a
+// operations (Flat), and whether goroutines outlive what started them
+// (NoGoroutineIn): it runs a workload N times, measures the live heap after a
 // forced collection, runs it 3N more times and measures again. What a task
 // leaves behind grows with the count; caches and pools that are bounded do
 // not. The verdict is on bytes, never on time.
@@ -8,7 +9,9 @@ package leakcheck
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 // HeapLive is the bytes held by live heap objects after two forced
@@ -60,4 +63,35 @@ func Bytes(n uint64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// NoGoroutineIn fails t if a goroutine is running code of the package
+// whose import path is pkg (test code aside, whose frames contain
+// except). It is meant right after a Close or a Run that must have waited
+// for what it started: such goroutines are gone, or at most finishing their
+// last statement, so the check allows them 100 ms (not goleak's seconds of
+// retries), which one that was only told to stop, and is still blocked or
+// working, does not meet.
+func NoGoroutineIn(t testing.TB, pkg, except string) {
+	t.Helper()
+	var left string
+	for range 20 {
+		left = goroutineIn(pkg+".", except)
+		if left == "" {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("a goroutine of %s outlived what started it:\n%s", pkg, left)
+}
+
+func goroutineIn(frame, except string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, frame) && !strings.Contains(g, except) {
+			return g
+		}
+	}
+	return ""
 }
