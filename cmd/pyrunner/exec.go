@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/envcache"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool"
 )
 
@@ -199,7 +199,7 @@ func readInput(name string) ([]byte, error) {
 // execRepeat runs task n times, c at a time, and prints latency percentiles
 // and throughput as JSON.
 func execRepeat(ctx context.Context, exec pool.Executor, task pool.Task, n, c int) int {
-	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		start := time.Now()
 		r := exec.Run(ctx, task)
 		return time.Since(start), r.Err == nil
