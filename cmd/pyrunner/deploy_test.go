@@ -24,6 +24,8 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
 )
 
 // deployRoot is the repository root, seen from this package's directory.
@@ -364,7 +366,7 @@ func pyrunnerSettings(t *testing.T) []pyrunnerSetting {
 // becomes the placeholder, and a token's _FILE a file here that holds it.
 func withSecretFiles(t *testing.T, env map[string]string) map[string]string {
 	t.Helper()
-	for _, name := range secretVars {
+	for _, name := range bootstrap.SecretVars {
 		if _, ok := env[name]; ok {
 			env[name] = deployPlaceholderToken
 		}

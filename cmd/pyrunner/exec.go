@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/envcache"
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool"
 )
@@ -22,7 +23,7 @@ import (
 // the same pool and sandbox as n8n's tasks, without n8n, and print the
 // result as JSON. With -repeat it runs the snippet many times and prints
 // latency statistics instead.
-func execCommand(args []string, secrets map[string]string) int {
+func execCommand(args []string, secrets bootstrap.Secrets) int {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	code := fs.String("c", "", "the snippet (or -code FILE)")
 	codeFile := fs.String("code", "", "file holding the snippet; - for stdin")
@@ -50,7 +51,7 @@ func execCommand(args []string, secrets map[string]string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	// No broker here: a placeholder grant satisfies the configuration check.
-	lookup := secretLookuper(secrets)
+	lookup := secrets
 	if _, ok := lookup.Lookup("N8N_RUNNERS_GRANT_TOKEN"); !ok {
 		lookup["N8N_RUNNERS_GRANT_TOKEN"] = "unused-by-exec"
 	}

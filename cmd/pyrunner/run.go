@@ -16,6 +16,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker"
 	"github.com/pyrunner/pyrunner/envcache"
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
 	"github.com/pyrunner/pyrunner/metrics"
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/python"
@@ -24,7 +25,7 @@ import (
 
 // runCommand is `pyrunner run`: config, logger, health server, pool,
 // broker connection, signals. It returns the exit status.
-func runCommand(args []string, secrets map[string]string) int {
+func runCommand(args []string, secrets bootstrap.Secrets) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: pyrunner [run]\n\nConnects to n8n's task broker and runs Python Code-node tasks. It takes no flags: "+
@@ -35,7 +36,7 @@ func runCommand(args []string, secrets map[string]string) int {
 		return code
 	}
 	ctx := context.Background()
-	cfg, err := LoadConfig(ctx, secretLookuper(secrets))
+	cfg, err := LoadConfig(ctx, secrets)
 	if err != nil {
 		printConfigProblems("pyrunner", err)
 		return 1
@@ -49,7 +50,7 @@ func runCommand(args []string, secrets map[string]string) int {
 
 	// Our own memory holds the tokens: no other process of this user may
 	// ptrace us or read /proc/<pid>/mem.
-	if err := setNotDumpable(); err != nil {
+	if err := bootstrap.SetNotDumpable(); err != nil {
 		logger.Warn("could not make the runner non-dumpable", "error", err)
 	}
 
@@ -258,7 +259,7 @@ func pythonConfig(cfg *Config, tasksDir string) (python.Config, *os.File, error)
 // pythonEnv is the environment of every Python process. With
 // N8N_BLOCK_RUNNER_ENV_ACCESS (the default) it is a minimal one, and the
 // task process clears even that; otherwise it is pyrunner's own, which
-// never holds the tokens (see hideSecrets).
+// never holds the tokens (see bootstrap.HideSecrets).
 func pythonEnv(cfg *Config) []string {
 	if !cfg.BlockEnvAccess {
 		return os.Environ()
@@ -308,8 +309,8 @@ func signalName(sig os.Signal) string {
 
 // warnAboutReadableSecrets: tasks may read system directories (/etc,
 // /usr, …); a token file there would be within their reach.
-func warnAboutReadableSecrets(secrets map[string]string, logger *slog.Logger) {
-	for _, name := range secretVars {
+func warnAboutReadableSecrets(secrets bootstrap.Secrets, logger *slog.Logger) {
+	for _, name := range bootstrap.SecretVars {
 		path := secrets[name+"_FILE"]
 		for _, dir := range []string{"/etc/", "/usr/", "/opt/", "/lib/", "/proc/", "/sys/"} {
 			if strings.HasPrefix(path, dir) {
@@ -321,12 +322,4 @@ func warnAboutReadableSecrets(secrets map[string]string, logger *slog.Logger) {
 
 func newRunnerID() string {
 	return strings.ReplaceAll(uuid.NewString(), "-", "")[:22]
-}
-
-func setNotDumpable() error {
-	const prSetDumpable = 4
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
-		return errno
-	}
-	return nil
 }
