@@ -15,6 +15,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/envcache"
 	"github.com/pyrunner/pyrunner/internal/bootstrap"
+	"github.com/pyrunner/pyrunner/internal/config"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool"
 )
@@ -50,18 +51,13 @@ func execCommand(args []string, secrets bootstrap.Secrets) int {
 	// cancelled and everything pyrunner created is removed before it exits.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	// No broker here: a placeholder grant satisfies the configuration check.
-	lookup := secrets
-	if _, ok := lookup.Lookup("N8N_RUNNERS_GRANT_TOKEN"); !ok {
-		lookup["N8N_RUNNERS_GRANT_TOKEN"] = "unused-by-exec"
-	}
-	cfg, err := LoadConfig(ctx, lookup)
+	// No broker here: its settings, tokens included, are not needed.
+	cfg, err := config.LoadWithoutBroker(ctx, secrets)
 	if err != nil {
 		printConfigProblems("pyrunner exec", err)
 		return 1
 	}
-	level, _ := parseLevel(cfg.LogLevel)
-	logger := slog.New(newLineHandler(max(level, slog.LevelWarn), os.Stderr, os.Stderr, cfg.NoColor != ""))
+	logger := slog.New(newLineHandler(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
 	exec, cleanup, err := startPool(ctx, cfg, logger)
 	if errors.Is(err, envcache.ErrNoInterpreter) {
 		printConfigProblems("pyrunner exec", err)
@@ -74,7 +70,7 @@ func execCommand(args []string, secrets bootstrap.Secrets) int {
 	defer cleanup()
 	defer exec.Close()
 
-	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.taskTimeout(), Priority: prio}
+	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.Limits.Timeout(), Priority: prio}
 	if *repeat > 0 {
 		return execRepeat(ctx, exec, task, *repeat, max(1, *concurrency))
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,22 +10,6 @@ import (
 	"sync"
 	"time"
 )
-
-// parseLevel maps N8N_RUNNERS_LAUNCHER_LOG_LEVEL (Python's level names) to
-// slog's.
-func parseLevel(s string) (slog.Level, bool) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "DEBUG":
-		return slog.LevelDebug, true
-	case "INFO", "":
-		return slog.LevelInfo, true
-	case "WARN", "WARNING":
-		return slog.LevelWarn, true
-	case "ERROR", "CRITICAL":
-		return slog.LevelError, true
-	}
-	return 0, false
-}
 
 // lineHandler writes n8n's runner's log format (docs/protocol.md §12): the bare
 // message when the stream is not a terminal (under the launcher), else
@@ -131,9 +114,3 @@ func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 // WithGroup is not used by pyrunner; groups are flattened.
 func (h *lineHandler) WithGroup(string) slog.Handler { return h }
-
-// fatal prints a startup error on stderr, for when no logger exists yet.
-func fatal(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "pyrunner: "+format+"\n", args...)
-	os.Exit(1)
-}

@@ -84,3 +84,9 @@ func main() {
 		os.Exit(2)
 	}
 }
+
+// fatal prints a startup error on stderr, for when no logger exists yet.
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pyrunner: "+format+"\n", args...)
+	os.Exit(1)
+}
