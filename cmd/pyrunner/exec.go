@@ -17,6 +17,7 @@ import (
 	"github.com/pyrunner/pyrunner/internal/bootstrap"
 	"github.com/pyrunner/pyrunner/internal/config"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
+	"github.com/pyrunner/pyrunner/internal/runnerlog"
 	"github.com/pyrunner/pyrunner/pool"
 )
 
@@ -57,7 +58,7 @@ func execCommand(args []string, secrets bootstrap.Secrets) int {
 		printConfigProblems("pyrunner exec", err)
 		return 1
 	}
-	logger := slog.New(newLineHandler(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
+	logger := slog.New(runnerlog.New(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
 	exec, cleanup, err := startPool(ctx, cfg, logger)
 	if errors.Is(err, envcache.ErrNoInterpreter) {
 		printConfigProblems("pyrunner exec", err)

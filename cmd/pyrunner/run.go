@@ -18,6 +18,7 @@ import (
 	"github.com/pyrunner/pyrunner/envcache"
 	"github.com/pyrunner/pyrunner/internal/bootstrap"
 	"github.com/pyrunner/pyrunner/internal/config"
+	"github.com/pyrunner/pyrunner/internal/runnerlog"
 	"github.com/pyrunner/pyrunner/metrics"
 	"github.com/pyrunner/pyrunner/runner"
 )
@@ -40,7 +41,7 @@ func runCommand(args []string, secrets bootstrap.Secrets) int {
 		printConfigProblems("pyrunner", err)
 		return 1
 	}
-	logger := slog.New(newLineHandler(cfg.Log.Level(), os.Stdout, os.Stderr, cfg.Log.NoColor != ""))
+	logger := slog.New(runnerlog.New(cfg.Log.Level(), os.Stdout, os.Stderr, cfg.Log.NoColor != ""))
 	logger.Info("Starting runner...", "version", version)
 	if cfg.Log.SentryDSN != "" {
 		logger.Warn("N8N_SENTRY_DSN is set, but pyrunner does not report to Sentry; errors are in its log and metrics")

@@ -1,4 +1,7 @@
-package main
+// Package runnerlog writes pyrunner's log in n8n's runner's format, so
+// that n8n's launcher and a person at a terminal see what they see from
+// n8n's own runner. Handler is the one type; New builds it.
+package runnerlog
 
 import (
 	"context"
@@ -11,13 +14,13 @@ import (
 	"time"
 )
 
-// lineHandler writes n8n's runner's log format (docs/protocol.md §12): the bare
+// Handler writes n8n's runner's log format (docs/protocol.md §12): the bare
 // message when the stream is not a terminal (under the launcher), else
 // "date time<TAB>LEVEL<TAB>message", coloured unless NO_COLOR. Attributes
 // follow as key=value. Warnings and errors go to stderr, the rest to
 // stdout, so that the launcher, which shows stdout only at debug, still
 // shows problems.
-type lineHandler struct {
+type Handler struct {
 	level  slog.Leveler
 	out    io.Writer
 	errOut io.Writer
@@ -27,9 +30,11 @@ type lineHandler struct {
 	mu     *sync.Mutex
 }
 
-func newLineHandler(level slog.Leveler, out, errOut *os.File, noColor bool) *lineHandler {
+// New is a Handler writing records of level and above: warnings and
+// errors to errOut, the rest to out.
+func New(level slog.Leveler, out, errOut *os.File, noColor bool) *Handler {
 	tty := isTerminal(out)
-	return &lineHandler{level: level, out: out, errOut: errOut, tty: tty, color: tty && !noColor, mu: &sync.Mutex{}}
+	return &Handler{level: level, out: out, errOut: errOut, tty: tty, color: tty && !noColor, mu: &sync.Mutex{}}
 }
 
 func isTerminal(f *os.File) bool {
@@ -37,9 +42,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
-func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
-func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	if h.tty {
 		b.WriteString(r.Time.Format("2006-01-02 15:04:05.000"))
@@ -64,7 +69,7 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	return err
 }
 
-func (h *lineHandler) levelName(l slog.Level) string {
+func (h *Handler) levelName(l slog.Level) string {
 	name, color := "INFO", "32"
 	switch {
 	case l >= slog.LevelError:
@@ -101,7 +106,7 @@ func writeAttr(b *strings.Builder, a slog.Attr) {
 	b.WriteString(s)
 }
 
-func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	var b strings.Builder
 	b.WriteString(h.attrs)
 	for _, a := range attrs {
@@ -113,4 +118,4 @@ func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 // WithGroup is not used by pyrunner; groups are flattened.
-func (h *lineHandler) WithGroup(string) slog.Handler { return h }
+func (h *Handler) WithGroup(string) slog.Handler { return h }
