@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // The benchmarks run the built pyrunner against the fake broker, through
@@ -43,11 +43,11 @@ func jsonItems(n int) []map[string]any {
 }
 
 var benchWorkloads = []benchWorkload{
-	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: metrics.TrivialCode},
+	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: loadgen.TrivialCode},
 	{name: "json", mode: "runOnceForAllItems", items: jsonItems(10),
 		code: "import json\nout = []\nfor it in _items:\n    d = json.loads(it['json']['payload'])\n    out.append({'json': {'n': len(d['values']), 'total': sum(d['values']), 'back': json.dumps(d['meta'])}})\nreturn out"},
-	{name: "items100", mode: "runOnceForAllItems", items: metrics.CustomerItems(100), code: metrics.TransformCode},
-	{name: "items1000", mode: "runOnceForAllItems", items: metrics.CustomerItems(1000), code: metrics.TransformCode},
+	{name: "items100", mode: "runOnceForAllItems", items: loadgen.CustomerItems(100), code: loadgen.TransformCode},
+	{name: "items1000", mode: "runOnceForAllItems", items: loadgen.CustomerItems(1000), code: loadgen.TransformCode},
 }
 
 var benchModes = []struct{ name, isolation string }{
@@ -104,7 +104,7 @@ func BenchmarkTasks(b *testing.B) {
 // result latencies and the throughput.
 func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMessage, c, n int) benchResult {
 	var firstErr atomic.Value
-	res := metrics.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		out, err := broker.RunTask(ctx, settings)

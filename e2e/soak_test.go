@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // TestSoak runs PYRUNNER_SOAK tasks (make soak: 100,000) through the plain
@@ -49,7 +49,7 @@ func TestSoak(t *testing.T) {
 	defer stopBenchRunner(p)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 
-	settings := task(metrics.TrivialCode, "runOnceForAllItems", []any{}, false)
+	settings := task(loadgen.TrivialCode, "runOnceForAllItems", []any{}, false)
 	const points = 20
 	step := max(total/points, 1)
 	var rows []soakRow
@@ -57,7 +57,7 @@ func TestSoak(t *testing.T) {
 	fmt.Printf("soak: %d tasks, isolation %s\n%10s %8s %14s %10s %11s %8s\n", total, isolation,
 		"tasks", "secs", "heap_inuse_MB", "rss_MB", "goroutines", "fds")
 	for done := 0; done < total; done += step {
-		res := metrics.ClosedLoop(min(step, total-done), 5, func(int) (time.Duration, bool) {
+		res := loadgen.ClosedLoop(min(step, total-done), 5, func(int) (time.Duration, bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			out, err := b.RunTask(ctx, settings)

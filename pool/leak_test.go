@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/internal/leakcheck"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
@@ -41,10 +41,10 @@ func TestPoolKeepsNothingPerTask(t *testing.T) {
 			t.Cleanup(func() { exec.Close() })
 			parent, stop := context.WithCancel(context.Background())
 			defer stop()
-			task := pool.Task{ID: "leak", Settings: settings(t, metrics.TrivialCode, "runOnceForAllItems", []any{}),
-				Code: metrics.TrivialCode, Timeout: time.Minute}
+			task := pool.Task{ID: "leak", Settings: settings(t, loadgen.TrivialCode, "runOnceForAllItems", []any{}),
+				Code: loadgen.TrivialCode, Timeout: time.Minute}
 			leakcheck.Flat(t, c.n, c.slack, func(n int) {
-				res := metrics.ClosedLoop(n, 3, func(int) (time.Duration, bool) {
+				res := loadgen.ClosedLoop(n, 3, func(int) (time.Duration, bool) {
 					ctx, cancel := context.WithCancelCause(parent)
 					defer cancel(nil)
 					return 0, exec.Run(ctx, task).Err == nil

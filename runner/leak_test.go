@@ -9,7 +9,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
 	"github.com/pyrunner/pyrunner/internal/leakcheck"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
@@ -34,7 +34,7 @@ func (instantExecutor) Run(ctx context.Context, _ pool.Task) pool.Result {
 // fails t if one does not complete.
 func runTasks(t *testing.T, b *fakebroker.Broker, settings json.RawMessage, n, concurrency int) {
 	t.Helper()
-	res := metrics.ClosedLoop(n, concurrency, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, concurrency, func(int) (time.Duration, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		out, err := b.RunTask(ctx, settings)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // demoTask is one Code node the demo sends through the broker.
@@ -217,11 +217,11 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	paced := metrics.ClosedLoop(n, 1, func(i int) (time.Duration, bool) {
+	paced := loadgen.ClosedLoop(n, 1, func(i int) (time.Duration, bool) {
 		<-tick.C
 		return run(i)
 	})
-	burst := metrics.ClosedLoop(n, 1, run)
+	burst := loadgen.ClosedLoop(n, 1, run)
 	if paced.Failed+burst.Failed > 0 {
 		return false
 	}
@@ -235,7 +235,7 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 // prints their settings-to-result percentiles and the throughput as JSON;
 // then it stops pyrunner.
 func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
-	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		out, err := b.RunTask(ctx, settings)
 		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
@@ -255,11 +255,11 @@ func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.Ra
 // benchSettings is the trivial task, or with n > 0 a transform of n items
 // (the benchmarks' itemsN workload).
 func benchSettings(n int) json.RawMessage {
-	code := metrics.TrivialCode
+	code := loadgen.TrivialCode
 	if n > 0 {
-		code = metrics.TransformCode
+		code = loadgen.TransformCode
 	}
-	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": metrics.CustomerItems(n), "continueOnFail": false})
+	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": loadgen.CustomerItems(n), "continueOnFail": false})
 	return b
 }
 

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/envcache"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
+	"github.com/pyrunner/pyrunner/internal/config"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
+	"github.com/pyrunner/pyrunner/internal/runnerlog"
 	"github.com/pyrunner/pyrunner/pool"
 )
 
@@ -22,7 +25,7 @@ import (
 // the same pool and sandbox as n8n's tasks, without n8n, and print the
 // result as JSON. With -repeat it runs the snippet many times and prints
 // latency statistics instead.
-func execCommand(args []string, secrets map[string]string) int {
+func execCommand(args []string, secrets bootstrap.Secrets) int {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	code := fs.String("c", "", "the snippet (or -code FILE)")
 	codeFile := fs.String("code", "", "file holding the snippet; - for stdin")
@@ -49,18 +52,13 @@ func execCommand(args []string, secrets map[string]string) int {
 	// cancelled and everything pyrunner created is removed before it exits.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	// No broker here: a placeholder grant satisfies the configuration check.
-	lookup := secretLookuper(secrets)
-	if _, ok := lookup.Lookup("N8N_RUNNERS_GRANT_TOKEN"); !ok {
-		lookup["N8N_RUNNERS_GRANT_TOKEN"] = "unused-by-exec"
-	}
-	cfg, err := LoadConfig(ctx, lookup)
+	// No broker here: its settings, tokens included, are not needed.
+	cfg, err := config.LoadWithoutBroker(ctx, secrets)
 	if err != nil {
 		printConfigProblems("pyrunner exec", err)
 		return 1
 	}
-	level, _ := parseLevel(cfg.LogLevel)
-	logger := slog.New(newLineHandler(max(level, slog.LevelWarn), os.Stderr, os.Stderr, cfg.NoColor != ""))
+	logger := slog.New(runnerlog.New(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
 	exec, cleanup, err := startPool(ctx, cfg, logger)
 	if errors.Is(err, envcache.ErrNoInterpreter) {
 		printConfigProblems("pyrunner exec", err)
@@ -73,7 +71,7 @@ func execCommand(args []string, secrets map[string]string) int {
 	defer cleanup()
 	defer exec.Close()
 
-	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.taskTimeout(), Priority: prio}
+	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.Limits.Timeout(), Priority: prio}
 	if *repeat > 0 {
 		return execRepeat(ctx, exec, task, *repeat, max(1, *concurrency))
 	}
@@ -199,7 +197,7 @@ func readInput(name string) ([]byte, error) {
 // execRepeat runs task n times, c at a time, and prints latency percentiles
 // and throughput as JSON.
 func execRepeat(ctx context.Context, exec pool.Executor, task pool.Task, n, c int) int {
-	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		start := time.Now()
 		r := exec.Run(ctx, task)
 		return time.Since(start), r.Err == nil

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -53,12 +55,12 @@ func main() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Before anything else: no secret may stay readable in our initial
 	// environment (this may re-execute the binary).
-	secrets, err := hideSecrets()
+	secrets, err := bootstrap.HideSecrets()
 	if err != nil {
 		fatal("%v", err)
 	}
-	if needsInit() {
-		os.Exit(initCommand(secrets))
+	if bootstrap.NeedsInit() {
+		os.Exit(bootstrap.RunInit(secrets))
 	}
 	cmd := "run"
 	if len(os.Args) > 1 {
@@ -81,4 +83,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pyrunner: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
+}
+
+// fatal prints a startup error on stderr, for when no logger exists yet.
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pyrunner: "+format+"\n", args...)
+	os.Exit(1)
 }

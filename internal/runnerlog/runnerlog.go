@@ -1,8 +1,10 @@
-package main
+// Package runnerlog writes pyrunner's log in n8n's runner's format, so
+// that n8n's launcher and a person at a terminal see what they see from
+// n8n's own runner. Handler is the one type; New builds it.
+package runnerlog
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,29 +14,13 @@ import (
 	"time"
 )
 
-// parseLevel maps N8N_RUNNERS_LAUNCHER_LOG_LEVEL (Python's level names) to
-// slog's.
-func parseLevel(s string) (slog.Level, bool) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "DEBUG":
-		return slog.LevelDebug, true
-	case "INFO", "":
-		return slog.LevelInfo, true
-	case "WARN", "WARNING":
-		return slog.LevelWarn, true
-	case "ERROR", "CRITICAL":
-		return slog.LevelError, true
-	}
-	return 0, false
-}
-
-// lineHandler writes n8n's runner's log format (docs/protocol.md §12): the bare
+// Handler writes n8n's runner's log format (docs/protocol.md §12): the bare
 // message when the stream is not a terminal (under the launcher), else
 // "date time<TAB>LEVEL<TAB>message", coloured unless NO_COLOR. Attributes
 // follow as key=value. Warnings and errors go to stderr, the rest to
 // stdout, so that the launcher, which shows stdout only at debug, still
 // shows problems.
-type lineHandler struct {
+type Handler struct {
 	level  slog.Leveler
 	out    io.Writer
 	errOut io.Writer
@@ -44,9 +30,11 @@ type lineHandler struct {
 	mu     *sync.Mutex
 }
 
-func newLineHandler(level slog.Leveler, out, errOut *os.File, noColor bool) *lineHandler {
+// New is a Handler writing records of level and above: warnings and
+// errors to errOut, the rest to out.
+func New(level slog.Leveler, out, errOut *os.File, noColor bool) *Handler {
 	tty := isTerminal(out)
-	return &lineHandler{level: level, out: out, errOut: errOut, tty: tty, color: tty && !noColor, mu: &sync.Mutex{}}
+	return &Handler{level: level, out: out, errOut: errOut, tty: tty, color: tty && !noColor, mu: &sync.Mutex{}}
 }
 
 func isTerminal(f *os.File) bool {
@@ -54,9 +42,9 @@ func isTerminal(f *os.File) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
-func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
-func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	if h.tty {
 		b.WriteString(r.Time.Format("2006-01-02 15:04:05.000"))
@@ -81,7 +69,7 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	return err
 }
 
-func (h *lineHandler) levelName(l slog.Level) string {
+func (h *Handler) levelName(l slog.Level) string {
 	name, color := "INFO", "32"
 	switch {
 	case l >= slog.LevelError:
@@ -118,7 +106,7 @@ func writeAttr(b *strings.Builder, a slog.Attr) {
 	b.WriteString(s)
 }
 
-func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	var b strings.Builder
 	b.WriteString(h.attrs)
 	for _, a := range attrs {
@@ -130,10 +118,4 @@ func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 // WithGroup is not used by pyrunner; groups are flattened.
-func (h *lineHandler) WithGroup(string) slog.Handler { return h }
-
-// fatal prints a startup error on stderr, for when no logger exists yet.
-func fatal(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "pyrunner: "+format+"\n", args...)
-	os.Exit(1)
-}
+func (h *Handler) WithGroup(string) slog.Handler { return h }

@@ -1,4 +1,4 @@
-package main
+package bootstrap
 
 import (
 	"fmt"
@@ -11,24 +11,24 @@ import (
 // initChildVar marks a pyrunner started by a pyrunner that is PID 1.
 const initChildVar = "PYRUNNER_INIT_CHILD"
 
-// needsInit: pyrunner is PID 1 (a container's entrypoint), and so the
+// NeedsInit: pyrunner is PID 1 (a container's entrypoint), and so the
 // parent of every orphan in the container. When a zygote dies abruptly its
 // task processes, and whatever they detached, are handed to PID 1; a Go
 // program reaps only the children it started, so they would stay zombies
 // for good. pyrunner then does init's job itself instead of needing tini.
-func needsInit() bool {
+func NeedsInit() bool {
 	return os.Getpid() == 1 && os.Getenv(initChildVar) == ""
 }
 
 // forwarded are the signals PID 1 passes on to the pyrunner it runs.
 var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 
-// initCommand runs pyrunner, with the same arguments, as its child; passes
+// RunInit runs pyrunner, with the same arguments, as its child; passes
 // signals on to it; reaps every process that ends up as its child; and
 // exits as the child exits (128+n for a signal n, as a shell reports it).
-// The secrets go to the child through a pipe, as in hideSecrets.
-func initCommand(secrets map[string]string) int {
-	_ = setNotDumpable()
+// The secrets go to the child through a pipe, as in HideSecrets.
+func RunInit(secrets Secrets) int {
+	_ = SetNotDumpable()
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	children := make(chan os.Signal, 1)
@@ -85,4 +85,14 @@ func exitCode(status syscall.WaitStatus) int {
 		return 128 + int(status.Signal())
 	}
 	return status.ExitStatus()
+}
+
+// SetNotDumpable keeps other processes of the same user from reading this
+// one's memory (ptrace, /proc/<pid>/mem), which holds the tokens.
+func SetNotDumpable() error {
+	const prSetDumpable = 4
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bootstrap
 
 import (
 	"encoding/json"
@@ -10,28 +10,33 @@ import (
 	"syscall"
 )
 
-// secretVars are never left in pyrunner's environment: the kernel keeps a
+// SecretVars are never left in pyrunner's environment: the kernel keeps a
 // process's initial environment readable at /proc/<pid>/environ for its
 // whole life, and unsetting a variable in Go does not change that copy.
-var secretVars = []string{"N8N_RUNNERS_GRANT_TOKEN", "N8N_RUNNERS_AUTH_TOKEN"}
+var SecretVars = []string{"N8N_RUNNERS_GRANT_TOKEN", "N8N_RUNNERS_AUTH_TOKEN"}
 
 // handoffVar names the descriptor on which a re-executed pyrunner finds
 // the secrets it was started with.
 const handoffVar = "PYRUNNER_SECRETS_FD"
 
-// hideSecrets makes sure no secret stays in this process's initial
+// Secrets are the secret variables pyrunner was started with, by name
+// (NAME, or NAME_FILE when the secret was given as a file); empty when it
+// was started with none.
+type Secrets map[string]string
+
+// HideSecrets makes sure no secret stays in this process's initial
 // environment. If the environment holds one, it reads the secrets (from
 // the variables or their _FILE), writes them into a pipe and re-executes
 // pyrunner, same pid, with an environment without them; the new image
 // reads them back from the pipe. It returns the secrets (empty when there
 // were none) and only returns from the second image or when nothing needed
 // hiding.
-func hideSecrets() (map[string]string, error) {
+func HideSecrets() (Secrets, error) {
 	if fd := os.Getenv(handoffVar); fd != "" {
 		os.Unsetenv(handoffVar)
 		return receiveSecrets(fd)
 	}
-	secrets := map[string]string{}
+	secrets := Secrets{}
 	var env []string
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")
@@ -44,8 +49,8 @@ func hideSecrets() (map[string]string, error) {
 	if len(secrets) == 0 {
 		return secrets, nil
 	}
-	// The direct variable wins over its _FILE, as in the config.
-	for _, name := range secretVars {
+	// The direct variable wins over its _FILE, as in the configuration.
+	for _, name := range SecretVars {
 		if _, ok := secrets[name]; ok {
 			delete(secrets, name+"_FILE")
 		}
@@ -66,7 +71,7 @@ func hideSecrets() (map[string]string, error) {
 
 // secretsPipe returns the read end of a pipe holding the secrets as JSON,
 // for a pyrunner started or re-executed with handoffVar naming it.
-func secretsPipe(secrets map[string]string) (*os.File, error) {
+func secretsPipe(secrets Secrets) (*os.File, error) {
 	payload, _ := json.Marshal(secrets)
 	// A pipe holds 64 KiB: tokens are far smaller, so this cannot block.
 	if len(payload) > 60000 {
@@ -89,7 +94,7 @@ func secretsPipe(secrets map[string]string) (*os.File, error) {
 // file after the re-exec), so that not even the path stays in the
 // environment.
 func isSecretVar(name string) bool {
-	for _, s := range secretVars {
+	for _, s := range SecretVars {
 		if name == s || name == s+"_FILE" {
 			return true
 		}
@@ -97,7 +102,7 @@ func isSecretVar(name string) bool {
 	return false
 }
 
-func receiveSecrets(fdText string) (map[string]string, error) {
+func receiveSecrets(fdText string) (Secrets, error) {
 	fd, err := strconv.Atoi(fdText)
 	if err != nil {
 		return nil, fmt.Errorf("receiving secrets: bad %s %q", handoffVar, fdText)
@@ -108,19 +113,18 @@ func receiveSecrets(fdText string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receiving secrets: %w", err)
 	}
-	secrets := map[string]string{}
+	secrets := Secrets{}
 	if err := json.Unmarshal(b, &secrets); err != nil {
 		return nil, fmt.Errorf("receiving secrets: %w", err)
 	}
 	return secrets, nil
 }
 
-// secretLookuper serves the handed-over secrets, and everything else from
-// the environment. A secret that was given as NAME_FILE is handed over
-// under that name, so the config's _FILE handling reads it as before.
-type secretLookuper map[string]string
-
-func (s secretLookuper) Lookup(key string) (string, bool) {
+// Lookup serves the handed-over secrets, and everything else from the
+// environment: the configuration is read through it. A secret that was
+// given as NAME_FILE is handed over under that name, so the config's
+// _FILE handling reads it as before.
+func (s Secrets) Lookup(key string) (string, bool) {
 	if v, ok := s[key]; ok {
 		return v, true
 	}

@@ -1,4 +1,4 @@
-package metrics
+package loadgen
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// LoadResult summarises a closed-loop run: latency percentiles and
+// Result summarises a closed-loop run: latency percentiles and
 // throughput. JSON names are what `pyrunner exec -repeat` and
 // `pyrunner demo -bench` print.
-type LoadResult struct {
+type Result struct {
 	Tasks       int     `json:"tasks"`
 	Concurrency int     `json:"concurrency"`
 	Failed      int64   `json:"failed"`
@@ -24,7 +24,7 @@ type LoadResult struct {
 // ClosedLoop calls run n times from c goroutines, each starting its next
 // call as soon as the last returns, and summarises the latencies run
 // reports (a run that returns ok=false counts as failed).
-func ClosedLoop(n, c int, run func(i int) (latency time.Duration, ok bool)) LoadResult {
+func ClosedLoop(n, c int, run func(i int) (latency time.Duration, ok bool)) Result {
 	n, c = max(n, 1), max(c, 1)
 	took := make([]time.Duration, n)
 	next := make(chan int)
@@ -52,7 +52,7 @@ func ClosedLoop(n, c int, run func(i int) (latency time.Duration, ok bool)) Load
 	elapsed := time.Since(start)
 	slices.Sort(took)
 	pct := func(p float64) float64 { return float64(took[int(p*float64(n-1))]) / 1e6 }
-	return LoadResult{
+	return Result{
 		Tasks: n, Concurrency: c, Failed: failed.Load(),
 		P50ms: pct(0.5), P95ms: pct(0.95), P99ms: pct(0.99),
 		PerSecond: float64(n) / elapsed.Seconds(),
