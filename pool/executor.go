@@ -37,6 +37,13 @@ type Options struct {
 	// MaxPayload is the largest frame the broker takes
 	// (N8N_RUNNERS_MAX_PAYLOAD): a reply is kept well under it.
 	MaxPayload int
+	// The compiled-code cache's bounds: entries
+	// (N8N_PYTHON_CACHE_MAX_CODE_SIZE, 1000; negative: no cache), bytes
+	// (N8N_PYTHON_CACHE_MAX_MEMORY, 1 GiB) and age
+	// (N8N_PYTHON_CACHE_CODE_TTL, 30 min).
+	CodeCacheEntries int
+	CodeCacheBytes   int
+	CodeCacheTTL     time.Duration
 }
 
 // maxPrints is n8n's: its runner keeps the first 100 print() calls.
@@ -71,6 +78,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = 1 << 30
+	}
+	if o.CodeCacheEntries == 0 {
+		o.CodeCacheEntries = 1000
+	}
+	if o.CodeCacheBytes <= 0 {
+		o.CodeCacheBytes = 1 << 30
+	}
+	if o.CodeCacheTTL <= 0 {
+		o.CodeCacheTTL = 30 * time.Minute
 	}
 	if o.Spec.Config.MaxPrints <= 0 {
 		o.Spec.Config.MaxPrints = maxPrints
@@ -128,6 +144,7 @@ type ZygoteExecutor struct {
 	slots    []*zygoteSlot
 	sched    *scheduler
 	verdicts *verdicts
+	code     *codeCache // nil: no compiled-code cache
 
 	// ctx is cancelled by Close; wg counts every goroutine started.
 	ctx    context.Context
@@ -157,6 +174,9 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 		e.slots = append(e.slots, newZygoteSlot(slotSpec(opts.Spec, i, opts.Zygotes)))
 	}
 	e.sched = newScheduler(opts, e.slots, e.goTracked, e.logger)
+	if opts.CodeCacheEntries > 0 {
+		e.code = newCodeCache(opts.CodeCacheEntries, opts.CodeCacheBytes, opts.CodeCacheTTL)
+	}
 	return e
 }
 
@@ -271,7 +291,18 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 		}
 		return Result{Err: internalError("%v", err)}
 	}
-	res, alive := e.opts.taskRun(w.proc, t).run(ctx)
+	run := e.opts.taskRun(w.proc, t)
+	if t.Code != "" && t.Mode != "" && e.code != nil {
+		key := codeKey(t.Mode, t.Code)
+		run.compiled = e.code.lookup(key, time.Now())
+		// Only a process that has run no user code may give compiled code
+		// to the cache: a fresh isolated process, a reuse worker's first task.
+		if run.compiled == nil && w.tasks == 0 {
+			run.wantCompiled = true
+			run.onCompiled = func(code []byte) { e.code.store(key, code, time.Now()) }
+		}
+	}
+	res, alive := run.run(ctx)
 	e.sched.release(w, alive)
 	if !known {
 		e.verdicts.record(t.Code, res)
@@ -288,6 +319,9 @@ type Stats struct {
 
 // Stats reports the pool's current state.
 func (e *ZygoteExecutor) Stats() Stats { return e.sched.stats() }
+
+// CodeCacheCounts reports the compiled-code cache's counts.
+func (e *ZygoteExecutor) CodeCacheCounts() CacheCounts { return e.code.counts() }
 
 // Close stops the zygotes and every task process, and waits for every
 // goroutine the executor started. It returns what stopping failed with.

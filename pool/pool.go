@@ -26,9 +26,11 @@ type Task struct {
 	// Timeout is the runner-side execution limit; zero means none.
 	Timeout  time.Duration
 	Priority Priority
-	// Code is settings.code, when the caller has read it: the key of the
-	// executor's cache of static-analysis verdicts. Empty: no caching.
+	// Code is settings.code and Mode settings.nodeMode, when the caller
+	// has read them: the keys of the executor's caches of analysis
+	// verdicts (Code) and of compiled code (both). Empty: no caching.
 	Code string
+	Mode string
 	// analyzed: the code is known to pass the static analysis.
 	analyzed bool
 }

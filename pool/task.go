@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"syscall"
 	"time"
 
@@ -36,6 +37,12 @@ type taskRun struct {
 	// cpuSeconds is the task's CPU time limit, to name it when it is hit.
 	cpuSeconds int
 	log        *slog.Logger
+	// compiled is the code's compiled form from the code cache; with
+	// wantCompiled (a process that has run no user code) the process sends
+	// its own first, and onCompiled gets it.
+	compiled     []byte
+	wantCompiled bool
+	onCompiled   func([]byte)
 }
 
 type frameOrErr struct {
@@ -55,17 +62,15 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	}
 	conn := r.proc.Channel()
 	replies := make(chan frameOrErr, 1)
-	go func() {
-		frame, err := python.ReadFrame(conn, r.frameMax)
-		replies <- frameOrErr{frame, err}
-	}()
+	go func() { replies <- r.readReply(conn) }()
 	// Settings can be megabytes: the write, too, must yield to the timeout
 	// and to cancellation (stopping the process closes the channel, which
 	// ends the write). The reply is used once the write is over, so that a
 	// process still serving never has a write left behind on its channel.
 	written := make(chan error, 1)
 	go func() {
-		written <- python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings, r.task.analyzed))
+		written <- python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
+			python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
 	}()
 
 	var got *frameOrErr
@@ -98,6 +103,30 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	}
 }
 
+// readReply reads the process's reply; when the compiled code was asked
+// for, the process may send it first, and only there is it taken.
+func (r taskRun) readReply(conn net.Conn) frameOrErr {
+	frame, err := python.ReadFrame(conn, r.frameMax)
+	if err != nil || !r.wantCompiled {
+		return frameOrErr{frame, err}
+	}
+	code, ok, err := python.DecodeCompiled(frame)
+	switch {
+	case !ok:
+		return frameOrErr{frame, nil} // no code: it did not compile
+	case err != nil:
+		return frameOrErr{nil, fmt.Errorf("%w: %v", errInvalidReply, err)}
+	}
+	if r.onCompiled != nil {
+		r.onCompiled(code)
+	}
+	frame, err = python.ReadFrame(conn, r.frameMax)
+	return frameOrErr{frame, err}
+}
+
+// errInvalidReply: the process sent something no honest one sends.
+var errInvalidReply = errors.New("invalid reply")
+
 // reply turns what the reader got into the task's result.
 func (r taskRun) reply(f frameOrErr) (Result, bool) {
 	if errors.Is(f.err, python.ErrFrameTooLarge) {
@@ -106,6 +135,10 @@ func (r taskRun) reply(f frameOrErr) (Result, bool) {
 			Message:     fmt.Sprintf("Task result is too large: %v (%s)", f.err, r.setting),
 			Description: strPtr(""), Kind: KindCrashed,
 		}}, false
+	}
+	if errors.Is(f.err, errInvalidReply) {
+		r.stop("its reply was invalid")
+		return Result{Err: internalError("Task process sent an invalid reply: %v", f.err)}, false
 	}
 	if f.err != nil {
 		return Result{Err: r.ended()}, false

@@ -23,7 +23,16 @@
 // object per frame. In order: Go sends "config" (spawn baseline only; a
 // forked process inherits the zygote's); the process fences itself in,
 // runs a warm-up task and sends "ready"; then, for each task, Go sends
-// "task" and the process answers "result" or "error".
+// "task" and the process answers "result" or "error", after "compiled"
+// when Go asked for it.
+//
+// Compiled code: a Code node that runs a thousand times is compiled once.
+// Go asks ("wantCompiled") only a process that has run no user code yet,
+// which sends the code object ("compiled": marshal, base64) after
+// compiling and before running any of it; Go takes it only in that
+// position, so no task can plant code another task will run. Later tasks
+// with the same code get it back in "compiled" and skip parsing, analysis,
+// rewriting and compiling. A reuse worker also keeps its own.
 //
 // "settings" is broker:tasksettings.settings exactly as n8n sent it;
 // "analyzed": true says the code is known to pass the static analysis
@@ -57,8 +66,9 @@
 //
 //	channel  sender  op           fields
 //	task     go      config       every field of Config
-//	task     go      task         taskId analyzed settings
+//	task     go      task         taskId analyzed compiled wantCompiled settings
 //	task     child   ready        -
+//	task     child   compiled     code
 //	task     child   result       result print_args analysis
 //	task     child   error        kind error print_args analysis
 //	task     child   (error)      message description stack

@@ -1,6 +1,7 @@
 package python
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -28,8 +29,9 @@ const everyConfigField = "every field of Config"
 // that is not here makes the message invalid.
 var messageFields = map[message][]string{
 	{TaskChannel, FromGo, "config"}:             {everyConfigField},
-	{TaskChannel, FromGo, "task"}:               {"taskId", "analyzed", "settings"},
+	{TaskChannel, FromGo, "task"}:               {"taskId", "analyzed", "compiled", "wantCompiled", "settings"},
 	{TaskChannel, FromChild, "ready"}:           {},
+	{TaskChannel, FromChild, "compiled"}:        {"code"},
 	{TaskChannel, FromChild, "result"}:          {"result", "print_args", "analysis"},
 	{TaskChannel, FromChild, "error"}:           {"kind", "error", "print_args", "analysis"},
 	{TaskChannel, FromChild, "(error)"}:         {"message", "description", "stack"},
@@ -60,23 +62,64 @@ func checkFields(m message, keys []string) error {
 	return nil
 }
 
+// TaskFlags are what the "task" message says besides the settings.
+type TaskFlags struct {
+	// Analyzed: the code is known to pass the static analysis under these
+	// allowlists (the executor's verdict cache).
+	Analyzed bool
+	// Compiled is the code's compiled form (marshal), from the code cache.
+	Compiled []byte
+	// WantCompiled asks the process, which has run no user code yet, to
+	// send its compiled form ("compiled") before it runs the code.
+	WantCompiled bool
+}
+
 // TaskFrame is the "task" message. Built by hand: settings can be
-// megabytes that Go passes through without decoding. analyzed: the code is
-// known to pass the static analysis under these allowlists.
-func TaskFrame(taskID string, settings json.RawMessage, analyzed bool) []byte {
+// megabytes that Go passes through without decoding.
+func TaskFrame(taskID string, settings json.RawMessage, f TaskFlags) []byte {
 	id, _ := json.Marshal(taskID) // a string always marshals
 	if len(settings) == 0 {
 		settings = json.RawMessage("null")
 	}
-	b := make([]byte, 0, len(settings)+len(id)+48)
+	b := make([]byte, 0, len(settings)+len(id)+base64.StdEncoding.EncodedLen(len(f.Compiled))+80)
 	b = append(b, `{"op":"task","taskId":`...)
 	b = append(b, id...)
-	if analyzed {
+	if f.Analyzed {
 		b = append(b, `,"analyzed":true`...)
+	}
+	if len(f.Compiled) > 0 {
+		b = append(b, `,"compiled":"`...)
+		b = base64.StdEncoding.AppendEncode(b, f.Compiled)
+		b = append(b, '"')
+	}
+	if f.WantCompiled {
+		b = append(b, `,"wantCompiled":true`...)
 	}
 	b = append(b, `,"settings":`...)
 	b = append(b, settings...)
 	return append(b, '}')
+}
+
+// DecodeCompiled reads a "compiled" message: ok is false when the frame is
+// another message (the process sent its reply at once: the code did not
+// compile).
+func DecodeCompiled(frame []byte) (code []byte, ok bool, err error) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(frame, &m) != nil || string(m["op"]) != `"compiled"` {
+		return nil, false, nil
+	}
+	if err := checkFields(message{TaskChannel, FromChild, "compiled"}, keysOf(m)); err != nil {
+		return nil, true, err
+	}
+	var text string
+	if err := json.Unmarshal(m["code"], &text); err != nil {
+		return nil, true, fmt.Errorf("compiled message: %w", err)
+	}
+	code, err = base64.StdEncoding.DecodeString(text)
+	if err != nil || len(code) == 0 {
+		return nil, true, fmt.Errorf("compiled message without code (%v)", err)
+	}
+	return code, true, nil
 }
 
 // ConfigFrame is the "config" message: c with its op set.

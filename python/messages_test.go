@@ -90,7 +90,7 @@ func configFields() []string {
 // fields the table lists for it.
 func TestGoSendsWhatIsDescribed(t *testing.T) {
 	sent := map[message][]byte{
-		{TaskChannel, FromGo, "task"}:      TaskFrame("t1", json.RawMessage(`{"code":"x"}`), true),
+		{TaskChannel, FromGo, "task"}:      TaskFrame("t1", json.RawMessage(`{"code":"x"}`), TaskFlags{Analyzed: true, Compiled: []byte{0xe3, 1}, WantCompiled: true}),
 		{TaskChannel, FromGo, "config"}:    ConfigFrame(Config{}),
 		{ControlChannel, FromGo, "config"}: ConfigFrame(Config{}),
 		{ControlChannel, FromGo, "spawn"}:  SpawnMsg(1, 100),
@@ -141,6 +141,7 @@ func TestConfigMatchesPython(t *testing.T) {
 // field its row lists.
 var pythonMessages = map[message]string{
 	{TaskChannel, FromChild, "ready"}:           `{"op":"ready"}`,
+	{TaskChannel, FromChild, "compiled"}:        `{"op":"compiled","code":"4wE="}`,
 	{TaskChannel, FromChild, "result"}:          `{"op":"result","result":[],"print_args":[["'a'"]],"analysis":"passed"}`,
 	{TaskChannel, FromChild, "error"}:           `{"op":"error","kind":"user","error":{"message":"boom","description":"","stack":"s"},"print_args":[],"analysis":"passed"}`,
 	{ControlChannel, FromZygote, "ready"}:       `{"op":"ready","pid":1,"version":"3.11.2","landlock":6}`,
@@ -158,6 +159,9 @@ func decode(m message, frame []byte) error {
 		return err
 	case m.op == "ready":
 		return CheckReady(frame)
+	case m.op == "compiled":
+		_, _, err := DecodeCompiled(frame)
+		return err
 	}
 	_, err := DecodeReply(frame, 100)
 	return err

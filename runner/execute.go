@@ -17,7 +17,8 @@ import (
 // calls, then exactly one runner:taskdone or runner:taskerror. It runs on
 // its own goroutine and tells the loop when it is done.
 func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
-	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal, Code: t.settings.Code})
+	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal,
+		Code: t.settings.Code, Mode: t.settings.NodeMode})
 	took := time.Since(t.started)
 	outcome := "success"
 

@@ -38,20 +38,24 @@ MAX_STACK_CHARS = 16 * 1024
 _FUNCTION_DEF_EXTRA = {"type_params": []} if sys.version_info >= (3, 12) else {}
 
 
-def run_task(settings: dict, cfg, analyzed: bool = False) -> dict:
+def run_task(settings: dict, cfg, analyzed: bool = False, compiled=None, on_compiled=None) -> dict:
     """Run one task's user code and return its result or error message.
 
     analyzed: the runner has seen this very code pass the static analysis under the same
     allowlists (its verdict cache), so the check is skipped.
+    compiled: the code object of this very code, as a process that had run no user code
+    compiled it (the runner's code cache, or this worker's own): parsing, analysis, rewriting
+    and compiling are skipped.
+    on_compiled: called with the code object once the code is compiled and before it runs.
     """
     capture = PrintCapture(cfg.max_prints, cfg.max_output_chars or MAX_PRINT_CHARS)
     try:
-        return _run(settings, cfg, capture, analyzed)
+        return _run(settings, cfg, capture, analyzed, compiled, on_compiled)
     except BaseException as exc:  # a failure of this module, not of user code
         return _error("user", _safe_str(exc), "", "", capture.print_args())
 
 
-def _run(settings, cfg, capture, analyzed):
+def _run(settings, cfg, capture, analyzed, compiled_code=None, on_compiled=None):
     # The runner checked the settings already (runner/settings.go); this is the defence in
     # depth, in the same words (texts.json).
     if not isinstance(settings, dict):
@@ -78,9 +82,11 @@ def _run(settings, cfg, capture, analyzed):
     real_stderr = sys.stderr
     sys.stderr = stderr = StderrCapture()
     try:
-        compiled = _compile(code, filename, cfg, analyzed)
+        compiled = compiled_code if compiled_code is not None else _compile(code, filename, cfg, analyzed)
         if isinstance(compiled, dict):
             return compiled
+        if on_compiled is not None and compiled_code is None:
+            on_compiled(compiled)
         return _execute(compiled, filename, settings, cfg, capture, stderr)
     finally:
         sys.stderr = real_stderr
