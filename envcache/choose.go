@@ -99,3 +99,24 @@ func (i Interpreter) ReadableBy(ctx context.Context, uid, gid int) error {
 	return fmt.Errorf("tasks run as uid %d (pyrunner runs as root), and that user cannot read this Python installation (%s): %s; "+
 		"use an interpreter that user can read (%s), or another user (N8N_PYTHON_TASK_UID)", uid, i.Prefix, detail, InterpreterSetting)
 }
+
+// ImportableBy checks that uid and gid, the user tasks run as, can run
+// python and import modules: an environment under a directory other users
+// cannot read would fail each task on its first import.
+func ImportableBy(ctx context.Context, python string, modules []string, uid, gid int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	program := "import os"
+	for _, m := range modules {
+		program += "; import " + m
+	}
+	cmd := exec.CommandContext(ctx, python, "-I", "-B", "-c", program)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return fmt.Errorf("the task user (uid %d) cannot use it: %s; keep N8N_PYTHON_CACHE_DIR where that user can read", uid, lines[len(lines)-1])
+	}
+	return nil
+}

@@ -50,7 +50,7 @@ def main():
     by_name = {}
     for dist in metadata.distributions():
         by_name.setdefault(norm(dist.metadata["Name"]), dist)
-    seen, dists, imports, missing = set(), [], set(), []
+    seen, dists, imports, requested, missing = set(), [], set(), set(), []
     stack = list(wanted)
     while stack:
         name = stack.pop()
@@ -63,13 +63,16 @@ def main():
                 missing.append(name)
             continue
         dists.append({"name": name, "version": dist.version})
-        imports |= top_level(dist)
+        names = top_level(dist)
+        imports |= names
+        if name in wanted:
+            requested |= names
         for req in dist.requires or []:
             dep = requirement_name(req)
             if dep:
                 stack.append(dep)
     print(json.dumps({"python": platform.python_version(), "distributions": sorted(dists, key=lambda d: d["name"]),
-                      "imports": sorted(imports), "missing": sorted(missing)}))
+                      "imports": sorted(imports), "requested": sorted(requested), "missing": sorted(missing)}))
 
 
 main()

@@ -43,9 +43,12 @@ type Env struct {
 	// the tasks that use the environment may import.
 	Distributions []Distribution `json:"distributions"`
 	Imports       []string       `json:"imports"`
-	Size          int64          `json:"size"`
-	Built         time.Time      `json:"built"`
-	BuildSeconds  float64        `json:"build_seconds"`
+	// RequestedImports are the top-level modules of the requested
+	// distributions alone: what N8N_PYTHON_PRELOAD=* imports.
+	RequestedImports []string  `json:"requested_imports"`
+	Size             int64     `json:"size"`
+	Built            time.Time `json:"built"`
+	BuildSeconds     float64   `json:"build_seconds"`
 	// Manifest is a digest of every file's path, size and modification
 	// time: a file changed since the build makes the environment unusable.
 	Manifest string `json:"manifest"`
@@ -456,7 +459,7 @@ func (c *Cache) buildLocked(ctx context.Context, key string, reqs []Requirement)
 	}
 	env := &Env{
 		Key: key, Dir: final, Requirements: specs, Interpreter: base, PythonVersion: info.Python,
-		Distributions: info.Distributions, Imports: info.Imports, Built: time.Now().UTC(),
+		Distributions: info.Distributions, Imports: info.Imports, RequestedImports: info.Requested, Built: time.Now().UTC(),
 		BuildSeconds: time.Since(started).Seconds(),
 	}
 	if c.opts.Usable != nil {
@@ -541,6 +544,7 @@ type envInfo struct {
 	Python        string         `json:"python"`
 	Distributions []Distribution `json:"distributions"`
 	Imports       []string       `json:"imports"`
+	Requested     []string       `json:"requested"`
 	Missing       []string       `json:"missing"`
 }
 

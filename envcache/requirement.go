@@ -178,3 +178,99 @@ func requirementsKey(reqs []Requirement) []string {
 	sort.Strings(out)
 	return out
 }
+
+// SatisfiesPython reports whether a Python version meets a PEP 440
+// specifier list (PEP 723's requires-python, say ">=3.10,<3.13"). Release
+// numbers only: pre-releases and local versions are not compared.
+func SatisfiesPython(spec string, version [3]int) (bool, error) {
+	if err := checkSpecifiers(spec); err != nil {
+		return false, err
+	}
+	for _, clause := range strings.Split(spec, ",") {
+		m := reqClause.FindStringSubmatch(clause)
+		op, v := m[1], m[2]
+		wildcard := strings.HasSuffix(v, ".*")
+		want, err := releaseOf(strings.TrimSuffix(v, ".*"))
+		if err != nil {
+			return false, err
+		}
+		have := version[:]
+		cmp := compareRelease(have, want)
+		var ok bool
+		switch op {
+		case "==", "===":
+			ok = cmp == 0
+			if wildcard {
+				ok = prefixEqual(have, want)
+			}
+		case "!=":
+			ok = cmp != 0
+			if wildcard {
+				ok = !prefixEqual(have, want)
+			}
+		case ">=":
+			ok = cmp >= 0
+		case "<=":
+			ok = cmp <= 0
+		case ">":
+			ok = cmp > 0
+		case "<":
+			ok = cmp < 0
+		case "~=":
+			// ~=3.10 means >=3.10, ==3.*
+			ok = cmp >= 0 && len(want) >= 2 && prefixEqual(have, want[:len(want)-1])
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func releaseOf(v string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(v, ".") {
+		n := 0
+		if part == "" {
+			return nil, fmt.Errorf("malformed version %q", v)
+		}
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return nil, fmt.Errorf("only release versions are compared, got %q", v)
+			}
+			n = n*10 + int(c-'0')
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// compareRelease compares release numbers, missing parts as 0.
+func compareRelease(a, b []int) int {
+	for i := range max(len(a), len(b)) {
+		var x, y int
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// prefixEqual: a starts with every part of prefix.
+func prefixEqual(a, prefix []int) bool {
+	for i, p := range prefix {
+		if i >= len(a) || a[i] != p {
+			return false
+		}
+	}
+	return true
+}

@@ -20,7 +20,7 @@ type ScriptMetadata struct {
 
 // ErrScriptMetadata is wrapped by every problem ParseScriptMetadata
 // reports; the message names the line.
-var ErrScriptMetadata = errors.New("invalid inline script metadata")
+var ErrScriptMetadata = errors.New("Invalid inline script metadata")
 
 // blockStart and blockEnd delimit a PEP 723 block: "# /// <type>" and
 // "# ///" lines, with every line between them a comment ("#" alone, or

@@ -89,3 +89,19 @@ func TestParseRequirementList(t *testing.T) {
 		t.Fatalf("problems: %v", err)
 	}
 }
+
+func TestSatisfiesPython(t *testing.T) {
+	v := [3]int{3, 11, 2}
+	for spec, want := range map[string]bool{
+		">=3.10": true, ">=3.12": false, "<3.12,>=3.10": true, "==3.11.*": true, "==3.10.*": false,
+		"~=3.10": true, "~=3.12": false, "!=3.11.2": false, "==3.11.2": true, ">3.11": true, "<=3.11": false,
+	} {
+		got, err := SatisfiesPython(spec, v)
+		if err != nil || got != want {
+			t.Errorf("%s for 3.11.2: %v %v, want %v", spec, got, err, want)
+		}
+	}
+	if _, err := SatisfiesPython(">=3.10rc1", v); err == nil {
+		t.Error("a pre-release compared")
+	}
+}

@@ -44,6 +44,9 @@ type Options struct {
 	CodeCacheEntries int
 	CodeCacheBytes   int
 	CodeCacheTTL     time.Duration
+
+	// budget is shared with the other executors of an EnvExecutor.
+	budget *workerBudget
 }
 
 // maxPrints is n8n's: its runner keeps the first 100 print() calls.

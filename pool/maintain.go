@@ -35,7 +35,12 @@ func (s *scheduler) maintain(ctx context.Context) {
 			s.retire()
 		}
 		for ctx.Err() == nil {
-			slot := s.nextSpawn()
+			slot, short := s.nextSpawn()
+			if short {
+				// Tasks wait and the shared budget is spent: another
+				// environment's ready processes make room.
+				s.budget.reclaim(s)
+			}
 			if slot == nil {
 				break
 			}
@@ -45,12 +50,14 @@ func (s *scheduler) maintain(ctx context.Context) {
 }
 
 // nextSpawn reserves a spawn on the live zygote with the fewest under way,
-// or returns nil when no process should be started now.
-func (s *scheduler) nextSpawn() *zygoteSlot {
+// or returns nil when no process should be started now; short says that
+// one would have been started, for tasks waiting, but the shared budget
+// is spent.
+func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed != nil || time.Now().Before(s.backoffUntil) || s.inflightTotal >= len(s.slots) {
-		return nil
+		return nil, false
 	}
 	n := s.needLocked()
 	if s.failures >= failingAfter {
@@ -60,13 +67,16 @@ func (s *scheduler) nextSpawn() *zygoteSlot {
 		n = min(max(n, 1), 1-s.starting, room)
 	}
 	if n <= 0 {
-		return nil
+		return nil, false
 	}
-	slot := s.pickSlotLocked()
+	if !s.budget.take() {
+		return nil, s.waiters.Len() > 0
+	}
+	slot = s.pickSlotLocked()
 	s.inflight[slot]++
 	s.inflightTotal++
 	s.starting++
-	return slot
+	return slot, false
 }
 
 // needLocked is how many more processes to start now. Isolated: enough
@@ -122,6 +132,7 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 			s.log.Warn("could not start a task process", "error", err)
 		}
 		s.mu.Unlock()
+		s.gone(nil)
 		s.wake()
 		return
 	}
@@ -140,7 +151,7 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 		if err != nil && !closed {
 			s.log.Warn("task process did not become ready", "pid", proc.Pid(), "error", err)
 		}
-		proc.Channel().Close()
+		s.gone(&worker{proc: proc})
 		s.wake()
 		return
 	}
@@ -197,7 +208,7 @@ func (s *scheduler) retire() {
 	s.idle = keep
 	s.mu.Unlock()
 	for _, w := range gone {
-		w.proc.Channel().Close()
+		s.gone(w)
 	}
 }
 

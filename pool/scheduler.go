@@ -42,6 +42,9 @@ type scheduler struct {
 	// goTracked starts a goroutine the executor waits for when it closes.
 	goTracked func(func())
 	wakeCh    chan struct{}
+	// budget, when several executors share N8N_PYTHON_POOL_MAX_WORKERS,
+	// is what they share; nil: MaxWorkers is this executor's own.
+	budget *workerBudget
 
 	// mu guards everything below.
 	mu       sync.Mutex
@@ -64,11 +67,24 @@ type scheduler struct {
 }
 
 func newScheduler(opts Options, slots []*zygoteSlot, goTracked func(func()), log *slog.Logger) *scheduler {
-	return &scheduler{
+	s := &scheduler{
 		opts: opts, slots: slots, log: log, goTracked: goTracked,
 		wakeCh: make(chan struct{}, 1), spawnTime: 5 * time.Millisecond,
-		inflight: map[*zygoteSlot]int{},
+		inflight: map[*zygoteSlot]int{}, budget: opts.budget,
 	}
+	if s.budget != nil {
+		s.budget.join(s)
+	}
+	return s
+}
+
+// gone notes that a process the scheduler held has been let go (closed,
+// dead, or never started): its unit of the shared budget comes back.
+func (s *scheduler) gone(w *worker) {
+	if w != nil {
+		w.proc.Channel().Close()
+	}
+	s.budget.give(1)
 }
 
 // wake nudges the maintainer.
@@ -138,7 +154,7 @@ func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error)
 		}
 		s.mu.Unlock()
 		if closed {
-			w.proc.Channel().Close()
+			s.gone(w)
 		}
 	}
 	return nil, why
@@ -167,7 +183,7 @@ func (s *scheduler) release(w *worker, alive bool) {
 	s.mu.Unlock()
 	// Isolated: it exits by itself after its task. Worn out or broken: the
 	// closed channel tells it to go.
-	w.proc.Channel().Close()
+	s.gone(w)
 	s.wake()
 }
 
@@ -192,9 +208,25 @@ func (s *scheduler) popIdleLocked() *worker {
 		if !w.dead() {
 			return w
 		}
-		w.proc.Channel().Close()
+		s.gone(w)
 	}
 	return nil
+}
+
+// dropOneIdle lets go of the ready process that has waited longest, for
+// another executor sharing the budget; false when there is none.
+func (s *scheduler) dropOneIdle() bool {
+	s.mu.Lock()
+	if len(s.idle) == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	w := s.idle[0]
+	s.idle = append(s.idle[:0], s.idle[1:]...)
+	s.mu.Unlock()
+	s.gone(w)
+	s.wake() // MinWorkers will ask for it back once the budget allows
+	return true
 }
 
 // closeAll fails the waiters and lets every ready process go; nothing is
@@ -209,7 +241,10 @@ func (s *scheduler) closeAll(why error) {
 	s.idle = nil
 	s.mu.Unlock()
 	for _, w := range idle {
-		w.proc.Channel().Close()
+		s.gone(w)
+	}
+	if s.budget != nil {
+		s.budget.leave(s)
 	}
 }
 

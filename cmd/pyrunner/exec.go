@@ -71,7 +71,16 @@ func execCommand(args []string, secrets bootstrap.Secrets) int {
 	defer cleanup()
 	defer exec.Close()
 
-	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.Limits.Timeout(), Priority: prio}
+	var read struct{ Code, NodeMode string }
+	_ = json.Unmarshal(settings, &read) // built above: always an object
+	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.Limits.Timeout(), Priority: prio, Code: read.Code, Mode: read.NodeMode}
+	if r, ok := exec.(interface{ Ready(context.Context) error }); ok {
+		// A default environment (N8N_PYTHON_REQUIREMENTS) is built first.
+		if err := r.Ready(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "pyrunner exec: %v\n", err)
+			return 1
+		}
+	}
 	if *repeat > 0 {
 		return execRepeat(ctx, exec, task, *repeat, max(1, *concurrency))
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/pyrunner/pyrunner/envcache"
 	"github.com/pyrunner/pyrunner/internal/config"
@@ -65,9 +67,31 @@ func startPool(ctx context.Context, cfg *config.Config, logger *slog.Logger) (po
 		WaitTimeout:   cfg.Pool.StartupTimeout.Duration(),
 		MaxPayload:    int(cfg.Broker.MaxPayload),
 	}
-	var exec pool.Executor = pool.NewZygoteExecutor(opts)
+	opts.CodeCacheEntries = int(cfg.Packages.MaxCodeSize)
+	if opts.CodeCacheEntries == 0 {
+		opts.CodeCacheEntries = -1 // 0 turns the cache off
+	}
+	opts.CodeCacheBytes = int(cfg.Packages.MaxMemory)
+	opts.CodeCacheTTL = cfg.Packages.CodeTTL.Duration()
+	var exec pool.Executor
 	if cfg.Pool.Isolation == config.IsolationSpawn {
 		exec = pool.NewSpawnExecutor(opts)
+	} else {
+		envs, err := openEnvCache(ctx, cfg, in, cacheDir, pyCfg, logger)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		if envs != nil {
+			removeCache := cleanup
+			cleanup = func() { removeCache(); envs.Close() }
+		}
+		preload, all := withoutStar(cfg.Pool.Preload)
+		opts.Spec.Config.Preload = preload
+		exec = pool.NewEnvExecutor(pool.EnvOptions{
+			Options: opts, Cache: envs, Default: cfg.Packages.Default(), PackagesAllow: cfg.Packages.Allow,
+			PreloadAll: all, CleanupInterval: cfg.Packages.CleanupInterval.Duration(), PythonVersion: in.Version,
+		})
 	}
 	if err := exec.Start(ctx); err != nil {
 		exec.Close()
@@ -135,4 +159,45 @@ func pythonEnv(cfg *config.Config) []string {
 		env = append(env, "TZ="+tz)
 	}
 	return env
+}
+
+// openEnvCache opens the cache of Python environments under cacheDir/envs,
+// or returns nil when this interpreter cannot build environments (no venv
+// or pip, and no uv): tasks then run in the interpreter as it is, and a
+// Code node that asks for packages is told why it cannot have them.
+func openEnvCache(ctx context.Context, cfg *config.Config, in envcache.Interpreter, cacheDir string, pyCfg python.Config, logger *slog.Logger) (*envcache.Cache, error) {
+	installer := "pip"
+	if _, err := exec.LookPath("uv"); err == nil {
+		installer = "uv"
+	} else if err := exec.CommandContext(ctx, in.Executable, "-I", "-c", "import venv, pip").Run(); err != nil {
+		if len(cfg.Packages.Default()) > 0 {
+			return nil, fmt.Errorf("N8N_PYTHON_REQUIREMENTS needs venv and pip for %s (Debian: apt-get install python3-venv python3-pip), or uv on PATH", in.Executable)
+		}
+		logger.Info("No Python environments for Code nodes: this Python has no venv or pip (Debian: python3-venv, python3-pip) and uv is not on PATH", "python", in.Executable)
+		return nil, nil
+	}
+	var usable func(context.Context, *envcache.Env) error
+	if os.Geteuid() == 0 && pyCfg.TaskUID > 0 {
+		usable = func(ctx context.Context, env *envcache.Env) error {
+			return envcache.ImportableBy(ctx, env.Python(), env.RequestedImports, pyCfg.TaskUID, pyCfg.TaskGID)
+		}
+	}
+	return envcache.OpenCache(envcache.CacheOptions{
+		Dir: filepath.Join(cacheDir, "envs"), Interpreter: in, Installer: installer, Usable: usable,
+		MaxEnvironments: int(cfg.Packages.MaxEnvironments), MaxDiskBytes: int64(cfg.Packages.MaxDiskMB) << 20,
+		TTL: cfg.Packages.EnvTTL.Duration(), BuildConcurrency: int(cfg.Packages.BuildConcurrency), Logger: logger,
+	})
+}
+
+// withoutStar splits "*" off a N8N_PYTHON_PRELOAD list: it means "each
+// environment's own packages", not a module.
+func withoutStar(list []string) (modules []string, star bool) {
+	for _, m := range list {
+		if m == "*" {
+			star = true
+			continue
+		}
+		modules = append(modules, m)
+	}
+	return modules, star
 }

@@ -15,10 +15,11 @@ import (
 // also be given as <NAME>_FILE (the file's trimmed content); the direct
 // variable wins.
 type Config struct {
-	Broker Broker
-	Log    Log
-	Pool   Pool
-	Limits Limits
+	Broker   Broker
+	Log      Log
+	Pool     Pool
+	Limits   Limits
+	Packages Packages
 }
 
 // Load reads every section through lookup and checks them all: what
@@ -50,6 +51,8 @@ func load(ctx context.Context, lookup envconfig.Lookuper, checkBroker bool) (*Co
 	problems = append(append(problems, poolProblems...), c.Pool.Validate()...)
 	limitsProblems, _ := read(ctx, lookup, &c.Limits)
 	problems = append(append(problems, limitsProblems...), c.Limits.Validate()...)
+	packagesProblems, _ := read(ctx, lookup, &c.Packages)
+	problems = append(append(problems, packagesProblems...), c.Packages.Validate()...)
 	return &c, errors.Join(problems...)
 }
 

@@ -41,6 +41,10 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 			BlockEnvAccess: true,
 			MaxMemoryMB:    1024, MaxProcesses: 32, MaxOutputKB: 1024, MaxResultMB: 128, NetworkAccess: true,
 		},
+		Packages: Packages{
+			BuildConcurrency: 2, MaxEnvironments: 20, MaxDiskMB: 10240, EnvTTL: 3600000, CleanupInterval: 60000,
+			MaxCodeSize: 1000, CodeTTL: 1800000, MaxMemory: 1073741824,
+		},
 	}
 	if len(c.Limits.BuiltinsDeny) != 22 {
 		t.Fatalf("builtins deny has %d names, want n8n's 22", len(c.Limits.BuiltinsDeny))
@@ -51,6 +55,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 	// Lists compare by content: unset ones are nil, set ones empty.
 	c.Limits.BuiltinsDeny, want.Limits.BuiltinsDeny = nil, nil
 	c.Limits.StdlibAllow, c.Limits.ExternalAllow, c.Limits.ReadablePaths, c.Pool.Preload = nil, nil, nil, nil
+	c.Packages.Allow, c.Packages.defaults = nil, nil
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("config\n got %+v\nwant %+v", *c, want)
 	}
@@ -251,5 +256,26 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 	}
 	if len(read) < 40 {
 		t.Errorf("Variables found %d variables, want every section's", len(read))
+	}
+}
+
+// TestRequirements: N8N_PYTHON_REQUIREMENTS as a list or, through
+// N8N_PYTHON_REQUIREMENTS_FILE, a requirements file; an invalid one is a
+// problem naming the variable and the line.
+func TestRequirements(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "requirements.txt")
+	if err := os.WriteFile(file, []byte("# for the reports\npandas>=2\npython-dateutil  # dates\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"N8N_RUNNERS_GRANT_TOKEN": "g", "N8N_PYTHON_REQUIREMENTS_FILE": file}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Packages.Default(); len(got) != 2 || got[0].Spec != "pandas>=2" || got[1].Name != "python-dateutil" {
+		t.Fatalf("from the file: %+v", got)
+	}
+	_, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"N8N_RUNNERS_GRANT_TOKEN": "g", "N8N_PYTHON_REQUIREMENTS": "numpy, pandas>=>2"}))
+	if err == nil || !strings.Contains(err.Error(), `N8N_PYTHON_REQUIREMENTS: line 1: "pandas>=>2" is not a valid requirement`) {
+		t.Fatalf("an invalid requirement: %v", err)
 	}
 }
