@@ -71,9 +71,9 @@ type envUnit struct {
 	ready    chan struct{} // closed once exec or err is set
 	exec     *ZygoteExecutor
 	err      error
-	release  func()      // lets go of the environment in the cache
-	uidShare func()      // gives the unit's uids back
-	running  int         // tasks in it now
+	release  func() // lets go of the environment in the cache
+	uidShare func() // gives the unit's uids back
+	running  int    // tasks in it now
 	lastUsed time.Time
 	what     string // its requirements, for messages
 }
