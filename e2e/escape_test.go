@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // An escape attempt and what must come of it under each allowlist setting.
@@ -207,7 +208,7 @@ func TestEscapeCorpus(t *testing.T) {
 					got = string(out.Error)
 				}
 				if strings.Contains(got, secret) || rpcsContain(out, secret) {
-					t.Errorf("%s: the secret leaked: %s", e.name, tail(got, 300))
+					t.Errorf("%s: the secret leaked: %s", e.name, excerpt.Of(got))
 				}
 				want, ok := e.want[mode]
 				if !ok {
@@ -218,7 +219,7 @@ func TestEscapeCorpus(t *testing.T) {
 				}
 				// The runner is alive and the next task is served normally.
 				if next := run(t, b, allItems("return [{'json': {'alive': 1}}]", nil)); !next.Done || string(next.Result) != `[{"json":{"alive":1}}]` {
-					t.Fatalf("%s: the next task failed: %s %s", e.name, next.Result, next.Error)
+					t.Fatalf("%s: the next task failed: %s %s", e.name, excerpt.Of(string(next.Result)), excerpt.Of(string(next.Error)))
 				}
 			}
 			if _, exited := p.exitCode(0); exited {
@@ -240,11 +241,11 @@ func checkOutcome(out fakebroker.Outcome, want string) error {
 		}
 	case strings.HasPrefix(want, "E:"):
 		if out.Done || !strings.Contains(string(out.Error), want[2:]) {
-			return fmt.Errorf("want a taskerror with %q, got done=%v result=%s error=%s", want[2:], out.Done, tail(string(out.Result), 200), out.Error)
+			return fmt.Errorf("want a taskerror with %q, got done=%v result=%s error=%s", want[2:], out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 		}
 	case strings.HasPrefix(want, "D:"):
 		if !out.Done || !strings.Contains(string(out.Result), want[2:]) {
-			return fmt.Errorf("want a taskdone with %q, got done=%v result=%s error=%s", want[2:], out.Done, tail(string(out.Result), 200), out.Error)
+			return fmt.Errorf("want a taskdone with %q, got done=%v result=%s error=%s", want[2:], out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
@@ -59,7 +60,7 @@ func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
 		if t.Failed() {
 			var buf bytes.Buffer
 			_ = b.WriteTranscript(&buf)
-			t.Logf("broker transcript:\n%s", tail(buf.String(), 8000))
+			t.Logf("broker transcript:\n%s", excerpt.Of(buf.String()))
 		}
 		b.Close()
 	})
@@ -159,7 +160,7 @@ func (p *proc) start() {
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("pyrunner output:\n%s", tail(p.out.String(), 8000))
+			t.Logf("pyrunner output:\n%s", excerpt.Of(p.out.String()))
 		}
 	})
 }
@@ -246,13 +247,6 @@ func compact(t *testing.T, raw []byte) string {
 		t.Fatalf("not JSON: %s", raw)
 	}
 	return buf.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }
 
 // testInterpreter is the Python the tests give pyrunner.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // TestPIDOneReapsAndForwardsSignals runs pyrunner as PID 1 of a new pid
@@ -89,7 +90,7 @@ func TestPIDOneReapsAndForwardsSignals(t *testing.T) {
 		t.Fatalf("after SIGTERM to PID 1: exited %v, code %d", exited, code)
 	}
 	if !strings.Contains(p.out.String(), "Received SIGTERM") {
-		t.Fatalf("the runner did not see the SIGTERM:\n%s", tail(p.out.String(), 2000))
+		t.Fatalf("the runner did not see the SIGTERM:\n%s", excerpt.Of(p.out.String()))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 func TestCancelWhileWaitingForSettings(t *testing.T) {
@@ -378,7 +379,7 @@ func TestHealthServer(t *testing.T) {
 	})
 	m := regexp.MustCompile(`Health check server listening on .+, port (\d+)`).FindStringSubmatch(p.out.String())
 	if m == nil {
-		t.Fatalf("no health line in:\n%s", p.out.String())
+		t.Fatalf("no health line in:\n%s", excerpt.Of(p.out.String()))
 	}
 	base := "http://127.0.0.1:" + m[1]
 	get := func(path string) (int, string) {
@@ -425,7 +426,7 @@ func TestHealthServer(t *testing.T) {
 		}
 	}
 	if !strings.Contains(body, `pyrunner_tasks_finished_total{outcome="success"} 1`) {
-		t.Errorf("GET /metrics misses the finished task:\n%s", tail(body, 2000))
+		t.Errorf("GET /metrics misses the finished task:\n%s", excerpt.Of(body))
 	}
 	b.Close()
 	if !p.waitOutput("Disconnected from broker", 5*time.Second) {
@@ -463,7 +464,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 		"Max payload size of 9999999999 bytes exceeds pipe message limit of 4294967295 bytes. Reduce N8N_RUNNERS_MAX_PAYLOAD.",
 	} {
 		if !strings.Contains(out, want) {
-			t.Errorf("missing %q in:\n%s", want, out)
+			t.Errorf("missing %q in:\n%s", want, excerpt.Of(out))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 var wildcard = map[string]string{"N8N_RUNNERS_STDLIB_ALLOW": "*", "N8N_RUNNERS_EXTERNAL_ALLOW": "*", "N8N_RUNNERS_BUILTINS_DENY": ""}
@@ -134,7 +135,7 @@ func TestAnalysisIsOffTheBrokerPath(t *testing.T) {
 		t.Fatalf("the quick task: %s %s", quick.Result, quick.Error)
 	}
 	if out.Done || !strings.Contains(string(out.Error), "recursion") {
-		t.Fatalf("the 6 MB snippet: done=%v %s %s", out.Done, tail(string(out.Result), 80), out.Error)
+		t.Fatalf("the 6 MB snippet: done=%v %s %s", out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 	}
 	t.Logf("6 MB snippet: %s in %s; the quick task took %s", out.Error, out.Completed.Sub(out.SettingsSent), quick.Completed.Sub(quick.SettingsSent))
 	for _, f := range b.Transcript() {
@@ -151,7 +152,7 @@ func TestTaskDirectoriesAreRemoved(t *testing.T) {
 	p := startRegistered(t, b, wildcard)
 	m := regexp.MustCompile(`tasks=(\S+)`).FindStringSubmatch(p.out.String())
 	if m == nil {
-		t.Fatalf("no tasks directory in the log:\n%s", p.out.String())
+		t.Fatalf("no tasks directory in the log:\n%s", excerpt.Of(p.out.String()))
 	}
 	var used []string
 	for range 5 {

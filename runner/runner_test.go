@@ -15,6 +15,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker"
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
@@ -80,7 +81,7 @@ func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Opti
 			t.Error("runner did not stop")
 		}
 		if t.Failed() {
-			t.Logf("runner log:\n%s", logs.String())
+			t.Logf("runner log:\n%s", excerpt.Of(logs.String()))
 		}
 	})
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
