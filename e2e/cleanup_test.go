@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // Nothing pyrunner creates may outlive it, whatever signal ends it: its
@@ -18,13 +20,14 @@ import (
 // privateTmp gives a pyrunner its own temporary directory, so that the test
 // sees exactly what it creates there. As root, tasks then share one
 // explicit uid: the machine-wide uid blocks are not claimed under a
-// private temporary directory.
+// private temporary directory. The uid is one no other test run uses
+// (pooltest.UIDBlock), not nobody, which a run beside this one may use.
 func privateTmp(t *testing.T) (dir string, env map[string]string) {
 	t.Helper()
 	dir = t.TempDir()
 	env = map[string]string{"TMPDIR": dir}
 	if os.Geteuid() == 0 {
-		env["N8N_PYTHON_TASK_UID"] = "65534"
+		env["N8N_PYTHON_TASK_UID"] = strconv.Itoa(pooltest.UIDBlock(t, 1))
 	}
 	return dir, env
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
 	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // An escape attempt and what must come of it under each allowlist setting.
@@ -19,7 +20,8 @@ import (
 // taskdone or taskerror, disclose no secret, and leave the runner serving.
 type escape struct {
 	name string
-	// code may use {{SECRET}}, {{SECRET_FILE}}, {{RUNNER_PID}}, {{BROKER_PORT}}.
+	// code may use {{SECRET}}, {{SECRET_FILE}}, {{RUNNER_PID}}, {{BROKER_PORT}},
+	// and {{MARKER}}, a number that names what the attempt leaves running.
 	code string
 	// want, by mode ("default", "typical", "wildcard", or "*" for all):
 	// "E:text" a taskerror whose JSON contains text, "D:text" a taskdone
@@ -34,11 +36,13 @@ var escapeModes = map[string]map[string]string{
 	"wildcard": {"N8N_RUNNERS_STDLIB_ALLOW": "*", "N8N_RUNNERS_EXTERNAL_ALLOW": "*", "N8N_RUNNERS_BUILTINS_DENY": ""},
 }
 
-// sharedUID runs the wildcard attempts once more with every task as one
-// user (nobody), the way a non-root pyrunner's tasks share its user: then
-// the subreaper, not kill-by-uid, removes what tasks leave behind, and
-// RLIMIT_NPROC counts from the user's processes.
-var sharedUID = map[string]string{"N8N_PYTHON_TASK_UID": "65534"}
+// The wildcard attempts run once more with every task as one user, the
+// way a non-root pyrunner's tasks share its user: then the subreaper, not
+// kill-by-uid, removes what tasks leave behind, and RLIMIT_NPROC counts
+// from the user's processes. The user is one no other test run on the
+// machine uses (pooltest.UIDBlock), not nobody: RLIMIT_NPROC counts every
+// process of the uid, and a fork bomb in a second `make test` beside this
+// one would leave these tasks no process to fork.
 
 const violation = "E:Security violation"
 
@@ -131,7 +135,7 @@ var escapes = []escape{
 	// Resources.
 	{"fork bomb", "import os\nwhile True:\n    os.fork()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:Resource temporarily unavailable"}},
 	{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:can't start new thread"}},
-	{"detached child survives", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '777'])\nreturn [{'json': {'forked': True}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:forked"}},
+	{"detached child survives", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '{{MARKER}}'])\nreturn [{'json': {'forked': True}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:forked"}},
 	{"memory bomb", "x = bytearray(2 * 1024 ** 3)\nreturn []", map[string]string{"*": "E:Task exceeded the memory limit of 256 MB"}},
 	{"growing memory", "l = []\nwhile True:\n    l.append(' ' * 10 ** 7)", map[string]string{"*": "E:Task exceeded the memory limit of 256 MB"}},
 	{"gigabyte of prints", "for i in range(10 ** 6):\n    print('x' * 1000)\nreturn [{'json': {'done': True}}]", map[string]string{"*": `D:"done":true`}},
@@ -165,17 +169,15 @@ func TestEscapeCorpus(t *testing.T) {
 		modes[mode] = env
 	}
 	if os.Geteuid() == 0 {
-		shared := map[string]string{}
-		for k, v := range escapeModes["wildcard"] {
-			shared[k] = v
-		}
-		for k, v := range sharedUID {
-			shared[k] = v
-		}
-		modes["wildcard-shared-uid"] = shared
+		modes["wildcard-shared-uid"] = escapeModes["wildcard"]
 	}
+	n := 0
 	for name, env := range modes {
 		mode := strings.TrimSuffix(name, "-shared-uid")
+		// What the attempts leave running is named by this run and mode
+		// alone: the check that it is gone must not see another's.
+		n++
+		marker := fmt.Sprintf("777%d%d", os.Getpid(), n)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			secret := "s3cr3t-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -197,11 +199,14 @@ func TestEscapeCorpus(t *testing.T) {
 			for k, v := range env {
 				runnerEnv[k] = v
 			}
+			if mode != name {
+				runnerEnv["N8N_PYTHON_TASK_UID"] = strconv.Itoa(pooltest.UIDBlock(t, 1))
+			}
 			p := startRegistered(t, b, runnerEnv)
 			port := b.Addr()[strings.LastIndex(b.Addr(), ":")+1:]
 			for _, e := range escapes {
 				code := strings.NewReplacer("{{SECRET}}", secret, "{{SECRET_FILE}}", secretFile,
-					"{{RUNNER_PID}}", strconv.Itoa(p.cmd.Process.Pid), "{{BROKER_PORT}}", port).Replace(e.code)
+					"{{RUNNER_PID}}", strconv.Itoa(p.cmd.Process.Pid), "{{BROKER_PORT}}", port, "{{MARKER}}", marker).Replace(e.code)
 				out := run(t, b, allItems(code, nil))
 				got := string(out.Result)
 				if !out.Done {
@@ -226,7 +231,7 @@ func TestEscapeCorpus(t *testing.T) {
 				t.Fatal("the runner died")
 			}
 			// Nothing a task started survives it.
-			if pids := processesNamed("sleep", "777"); len(pids) > 0 {
+			if pids := processesNamed("sleep", marker); len(pids) > 0 {
 				t.Errorf("processes started by tasks survived them: %v", pids)
 			}
 		})

@@ -115,6 +115,7 @@ func runnerEnv(b *fakebroker.Broker, env map[string]string) []string {
 	base := map[string]string{
 		"PATH":                                  os.Getenv("PATH"),
 		"HOME":                                  os.Getenv("HOME"),
+		"TMPDIR":                                os.TempDir(), // the tests' own, which a run may keep apart from others'
 		"N8N_RUNNERS_TASK_BROKER_URI":           b.URL(),
 		"N8N_RUNNERS_AUTH_TOKEN":                "test-token",
 		"N8N_PYTHON_INTERPRETER":                testInterpreter(),

@@ -411,6 +411,10 @@ func detachTask(marker string) string {
 	return "import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '" + marker + "'])\ntime.sleep(60)\nreturn []"
 }
 
+// detachMarker names a detached sleep by this test binary alone: a test
+// run beside this one (a second `make test`) starts its own.
+func detachMarker(prefix int) string { return strconv.Itoa(prefix) + strconv.Itoa(os.Getpid()) }
+
 // running reports whether a live (not zombie) process has argv[1] == marker.
 func running(t *testing.T, marker string) bool {
 	t.Helper()
@@ -435,7 +439,7 @@ func running(t *testing.T, marker string) bool {
 // tasks and what they detached from their process groups.
 func TestCloseLeavesNothingBehind(t *testing.T) {
 	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
-	marker := strconv.Itoa(7000 + os.Getpid()%1000)
+	marker := detachMarker(7)
 	go exec.Run(context.Background(), pool.Task{ID: "d", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
 	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
 	exec.Close()
@@ -450,9 +454,11 @@ func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
 	spec := pooltest.Spec(t)
-	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = 1999000000, 1999000000, 16
+	// uids no other test run uses: the runner kills whatever runs as them.
+	uid := pooltest.UIDBlock(t, 16)
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = uid, uid, 16
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
-	marker := strconv.Itoa(8000 + os.Getpid()%1000)
+	marker := detachMarker(8)
 	go exec.Run(context.Background(), pool.Task{ID: "k", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
 	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
 	if err := syscall.Kill(exec.ZygotePID(), syscall.SIGKILL); err != nil {
@@ -467,7 +473,8 @@ func TestZygotesHandOutDisjointUIDs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
-	const base, count = 1999100000, 40
+	const count = 40
+	base := pooltest.UIDBlock(t, count)
 	spec := pooltest.Spec(t)
 	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = base, base, count
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 4, MinWorkers: 4, Zygotes: 2})
