@@ -435,6 +435,30 @@ func running(t *testing.T, marker string) bool {
 	return false
 }
 
+// TestTaskEndsWithItsResult: what a task's code started in its process
+// group ends once its result is in, even when the task process itself
+// goes on. Here a child answers for it (a fork returns twice) while the
+// task process turns into a long sleep; in a fork bomb, the child that
+// first hits the process limit answers the same way, and the rest of the
+// bomb used to go on forking after the task had failed, holding the
+// user's processes (RLIMIT_NPROC) and the CPU from the tasks after it.
+func TestTaskEndsWithItsResult(t *testing.T) {
+	for i, name := range []string{"zygote", "spawn"} {
+		t.Run(name, func(t *testing.T) {
+			exec := executors(t)[name]
+			marker := detachMarker(90 + i)
+			code := "import os, time\nparent = os.getpid()\nif os.fork():\n    os.execv('/bin/sleep', ['sleep', '" + marker + "'])\n" +
+				"while b'" + marker + "' not in open('/proc/%d/cmdline' % parent, 'rb').read():\n    time.sleep(0.01)\n" +
+				"return [{'json': {'answered by': 'the child'}}]"
+			res := exec.Run(context.Background(), pool.Task{ID: "e", Settings: settings(t, code, "runOnceForAllItems", []any{})})
+			if res.Err != nil || string(res.Result) != `[{"json":{"answered by":"the child"}}]` {
+				t.Fatalf("task: %s %q", res.Result, errText(res.Err))
+			}
+			waitFor(t, 20*time.Second, "the task process, now a sleep, to be gone", func() bool { return !running(t, marker) })
+		})
+	}
+}
+
 // TestCloseLeavesNothingBehind: closing the executor kills the running
 // tasks and what they detached from their process groups.
 func TestCloseLeavesNothingBehind(t *testing.T) {

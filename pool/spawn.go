@@ -36,7 +36,7 @@ func (e *SpawnExecutor) Run(ctx context.Context, t Task) Result {
 	if err != nil {
 		return Result{Err: internalError("Could not start a task process: %v", err)}
 	}
-	defer proc.conn.Close()
+	defer proc.finish()
 	cfg := e.opts.Spec.Config
 	cfg.Op = "config"
 	b, _ := json.Marshal(cfg)

@@ -143,6 +143,18 @@ func (p *taskProcess) stop() {
 	p.kill()
 }
 
+// finish ends a process that is done serving: isolated after its task,
+// worn out, or broken. The process would exit by itself on the closed
+// channel, but what its code left in its process group would not: a
+// child that answered for it (a fork returns twice; the first process of
+// a fork bomb to hit the process limit does), while the task process and
+// the rest of the group go on, holding the user's processes and the CPU.
+// So the group is killed, without waiting: the task's result is in.
+func (p *taskProcess) finish() {
+	p.conn.Close()
+	_ = p.signal(syscall.SIGKILL)
+}
+
 // kill SIGKILLs the process group and waits for the exit report.
 func (p *taskProcess) kill() {
 	p.conn.Close()

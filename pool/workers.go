@@ -156,9 +156,7 @@ func (ws *workers) release(w *worker, alive bool) {
 		return
 	}
 	ws.mu.Unlock()
-	// Isolated: it exits by itself after its task. Worn out or broken: the
-	// closed channel tells it to go.
-	w.proc.conn.Close()
+	w.proc.finish()
 	ws.wake()
 }
 
