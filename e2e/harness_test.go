@@ -49,6 +49,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// patience bounds every wait for something bound to happen (a task's
+// outcome, a registration, a log line): long enough for a loaded 2-core
+// machine, and free when things go well, since each wait ends with its
+// event. Reaching it is a failure, never a measurement.
+const patience = 60 * time.Second
+
 // startBroker starts a fake n8n broker for one test.
 func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
 	t.Helper()
@@ -170,7 +176,7 @@ func (p *proc) start() {
 func startRegistered(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
 	t.Helper()
 	p := startRunner(t, b, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		t.Fatalf("runner did not register: %v", err)
@@ -231,7 +237,7 @@ func allItems(code string, items any) json.RawMessage {
 
 func run(t *testing.T, b *fakebroker.Broker, settings json.RawMessage) fakebroker.Outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	out, err := b.RunTask(ctx, settings)
 	if err != nil {
