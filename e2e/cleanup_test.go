@@ -79,14 +79,14 @@ func TestStaleTasksDirsAreRemovedAtStart(t *testing.T) {
 			t.Errorf("%s: exists=%v, want %v", filepath.Base(path), err == nil, want)
 		}
 	}
-	if !p.waitOutput("Removed a tasks directory left by a pyrunner that was killed", time.Second) {
+	if !p.waitOutput("Removed a tasks directory left by a pyrunner that was killed") {
 		t.Error("the removal is not logged")
 	}
 	if got := len(tasksDirs(t, tmp)); got != 3 {
 		t.Fatalf("%d tasks directories while running, want 3 (its own, the live and the young one): %v", got, tasksDirs(t, tmp))
 	}
 	p.signal(syscall.SIGTERM)
-	if code, ok := p.exitCode(30 * time.Second); !ok || code != 0 {
+	if code, ok := p.exitCode(patience); !ok || code != 0 {
 		t.Fatalf("exit = %d (exited %v), want 0", code, ok)
 	}
 	if got := tasksDirs(t, tmp); len(got) != 2 {
@@ -102,13 +102,13 @@ func TestSIGTERMDuringStartupLeavesNothing(t *testing.T) {
 	p := startRunner(t, b, env)
 	// The tasks directory is created before the interpreter is chosen and
 	// the zygotes start: signal as soon as it shows.
-	for deadline := time.Now().Add(30 * time.Second); len(tasksDirs(t, tmp)) == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(patience); len(tasksDirs(t, tmp)) == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no tasks directory appeared")
 		}
 	}
 	p.signal(syscall.SIGTERM)
-	if code, ok := p.exitCode(30 * time.Second); !ok || code != 0 {
+	if code, ok := p.exitCode(patience); !ok || code != 0 {
 		t.Fatalf("exit = %d (exited %v), want 0", code, ok)
 	}
 	if left := tasksDirs(t, tmp); len(left) != 0 {
@@ -128,7 +128,7 @@ func TestClosedLogPipeDoesNotKill(t *testing.T) {
 	}
 	p := startRunnerWithOutput(t, b, env, w)
 	w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		t.Fatal(err)

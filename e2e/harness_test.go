@@ -206,9 +206,9 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
-// waitOutput waits until the output contains s.
-func (p *proc) waitOutput(s string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
+// waitOutput waits until the output contains s (at most patience).
+func (p *proc) waitOutput(s string) bool {
+	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
 		if strings.Contains(p.out.String(), s) {
 			return true
@@ -216,6 +216,22 @@ func (p *proc) waitOutput(s string, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// waitRunning waits until the runner has the settings of the task req was
+// accepted as: from then on it is running, not waiting for its settings.
+func (p *proc) waitRunning(req *fakebroker.Request) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	id, err := req.TaskID(ctx)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if !p.waitOutput("Received task " + id) {
+		p.t.Fatalf("the runner did not receive the settings of task %s", id)
+	}
+	return id
 }
 
 // task builds Code-node settings as n8n sends them.

@@ -30,7 +30,9 @@ func withEnv(base map[string]string, extra map[string]string) map[string]string 
 
 func TestCPUTimeLimit(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
-	startRegistered(t, b, map[string]string{"N8N_PYTHON_MAX_CPU_TIME": "1", "N8N_RUNNERS_TASK_TIMEOUT": "20"})
+	// A second of CPU can take many seconds on a busy machine: the task
+	// timeout is far beyond it.
+	startRegistered(t, b, map[string]string{"N8N_PYTHON_MAX_CPU_TIME": "1", "N8N_RUNNERS_TASK_TIMEOUT": "50"})
 	out := run(t, b, allItems("while True:\n    pass", nil))
 	if got := compact(t, out.Error); got != `{"message":"Task exceeded the CPU time limit of 1 second (N8N_PYTHON_MAX_CPU_TIME)","description":""}` {
 		t.Fatalf("error %s", got)
@@ -83,7 +85,7 @@ func TestTasksCannotReachEachOther(t *testing.T) {
 			}
 			b := startBroker(t, fakebroker.Options{})
 			startRegistered(t, b, withEnv(env, map[string]string{"N8N_RUNNERS_MAX_CONCURRENCY": "2"}))
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), patience)
 			defer cancel()
 			reqs := []*fakebroker.Request{
 				b.Request(allItems(hunter, nil), fakebroker.RequestOptions{}),
@@ -116,15 +118,17 @@ func TestTasksCannotReachEachOther(t *testing.T) {
 // runs in its own process, bounded by its limits; meanwhile the runner
 // serves another task and answers the broker's pings.
 func TestAnalysisIsOffTheBrokerPath(t *testing.T) {
-	// A heartbeat 30 times n8n's default rate; not faster: writing the 6 MB
-	// frame itself delays the broker's pings (in n8n as here).
-	b := startBroker(t, fakebroker.Options{HeartbeatInterval: time.Second})
+	// A heartbeat 6 times n8n's default rate; not faster: no pong can come
+	// while the 6 MB frame itself crosses (in n8n as here), which takes
+	// 1.7 s with the CPUs saturated, and a missed pong drops the runner.
+	const heartbeat = 5 * time.Second
+	b := startBroker(t, fakebroker.Options{HeartbeatInterval: heartbeat})
 	startRegistered(t, b, map[string]string{"N8N_RUNNERS_MAX_CONCURRENCY": "2", "N8N_RUNNERS_TASK_TIMEOUT": "30"})
 	huge := "x = " + strings.Repeat("'a' + ", 1_000_000) + "'a'\nreturn [{'json': {'n': len(x)}}]"
 	if len(huge) < 6_000_000 {
 		t.Fatalf("snippet is only %d bytes", len(huge))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	slow := b.Request(allItems(huge, nil), fakebroker.RequestOptions{})
 	if _, err := slow.TaskID(ctx); err != nil {
@@ -142,6 +146,29 @@ func TestAnalysisIsOffTheBrokerPath(t *testing.T) {
 		t.Fatalf("the 6 MB snippet: done=%v %s %s", out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 	}
 	t.Logf("6 MB snippet: %s in %s; the quick task took %s", out.Error, out.Completed.Sub(out.SettingsSent), quick.Completed.Sub(quick.SettingsSent))
+	// Served while the snippet was analysed, not after: the analysis takes
+	// seconds, the quick task a tenth of one.
+	if !quick.Completed.Before(out.Completed) {
+		t.Fatalf("the quick task completed %s after the 6 MB snippet: it waited for the analysis", quick.Completed.Sub(out.Completed))
+	}
+	// A ping went out while the snippet was on its way or being analysed
+	// (one comes every heartbeat); the broker checks its pong at the next
+	// one. Wait for that check: a ping recorded after it, or the drop.
+	for deadline := time.Now().Add(2*heartbeat + patience); ; time.Sleep(50 * time.Millisecond) {
+		pings, closed := 0, false
+		for _, f := range b.Transcript() {
+			closed = closed || f.Dir == fakebroker.DirWSClose
+			if f.Dir == fakebroker.DirWSPing && f.T.After(out.SettingsSent) {
+				pings++
+			}
+		}
+		if pings >= 2 || closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d heartbeat pings in %s", pings, time.Since(out.SettingsSent))
+		}
+	}
 	for _, f := range b.Transcript() {
 		if f.Dir == fakebroker.DirWSClose {
 			t.Fatalf("connection closed: %s", f.Msg)
@@ -170,7 +197,7 @@ func TestTaskDirectoriesAreRemoved(t *testing.T) {
 		used = append(used, res[0].JSON.Cwd)
 	}
 	for _, dir := range used {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(patience)
 		for {
 			if _, err := os.Stat(dir); os.IsNotExist(err) {
 				break

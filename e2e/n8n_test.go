@@ -190,7 +190,7 @@ func TestN8NPrintOutput(t *testing.T) {
 	// n8n 2.41.1 writes `[Workflow "<id>"][Node "Code"] 'text' 42`: the
 	// arguments as pyrunner formatted them, as n8n's runner would.
 	want := `[Node "Code"] '` + marker + `' 42`
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(env.server.out.String(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("n8n's output does not show the print:\n%s", excerpt.Of(env.server.out.String()))
