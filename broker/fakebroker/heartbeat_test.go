@@ -26,8 +26,12 @@ func keepReading(t *testing.T, r *runner) {
 	})
 }
 
+// TestHeartbeatDropsRunnerThatStopsAnswering: a runner that stops reading
+// is dropped; one that reads answers every ping in time. The interval is
+// the time the healthy one has for each pong: 500 ms, where a pong from
+// this process takes milliseconds, even on a loaded machine.
 func TestHeartbeatDropsRunnerThatStopsAnswering(t *testing.T) {
-	b := startBroker(t, Options{HeartbeatInterval: 30 * time.Millisecond})
+	b := startBroker(t, Options{HeartbeatInterval: 500 * time.Millisecond})
 	healthy := register(t, b, "healthy")
 	keepReading(t, healthy)
 	stuck := register(t, b, "stuck")
