@@ -453,6 +453,27 @@ func TestTaskEndsWithItsResult(t *testing.T) {
 	}
 }
 
+// TestKillReachesOnlySpawnItNames: a kill request names the spawn its
+// process was forked for. Go asks the zygote to kill each task process
+// that is done, as the process exits by itself; by the time the request
+// is read the zygote may have reaped it and forked another that got the
+// same pid, and that one, ready for the next task, must not be hit. Here
+// the pid is the same process and the id another spawn's: the kill for
+// the other spawn (SIGKILL) is ignored, the right one (SIGTERM) ends it.
+func TestKillReachesOnlySpawnItNames(t *testing.T) {
+	z := pool.StartTestZygote(t, pooltest.Spec(t))
+	pid, id := z.Spawn(t)
+	if err := z.Signal(id+1, pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Signal(id, pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if sig := z.ExitSignal(t, pid, testWait); sig != syscall.SIGTERM {
+		t.Fatalf("the task process ended by %v, want SIGTERM: the kill for another spawn reached it", sig)
+	}
+}
+
 // TestCloseLeavesNothingBehind: closing the executor kills the running
 // tasks and what they detached from their process groups.
 func TestCloseLeavesNothingBehind(t *testing.T) {

@@ -322,21 +322,22 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	}
 	conn, err := net.FileConn(ours)
 	if err != nil {
-		_ = z.signal(r.pid, syscall.SIGKILL)
+		_ = z.signal(id, r.pid, syscall.SIGKILL)
 		return nil, fmt.Errorf("task channel: %w", err)
 	}
 	pid := r.pid
 	return &taskProcess{
 		pid: pid, conn: conn, exit: r.exit, cpuSeconds: z.cpuSeconds,
-		signal: func(sig syscall.Signal) error { return z.signal(pid, sig) },
+		signal: func(sig syscall.Signal) error { return z.signal(id, pid, sig) },
 	}, nil
 }
 
-// signal asks the zygote to signal a task process's group. The zygote is
-// its parent and knows whether it is still unreaped, so a recycled pid is
-// never hit.
-func (z *zygote) signal(pid int, sig syscall.Signal) error {
-	msg, _ := json.Marshal(map[string]any{"op": "kill", "pid": pid, "signal": int(sig)})
+// signal asks the zygote to signal the group of task process pid, forked
+// for spawn request id. The zygote is its parent: it knows whether the
+// process is still unreaped and which request it was forked for, so a
+// recycled pid is never hit, not even one it gave a later child.
+func (z *zygote) signal(id, pid int, sig syscall.Signal) error {
+	msg, _ := json.Marshal(map[string]any{"op": "kill", "id": id, "pid": pid, "signal": int(sig)})
 	return z.write(msg, nil)
 }
 

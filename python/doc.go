@@ -37,6 +37,7 @@
 //	zygote -> Go  {"op":"ready","pid":N,"version":"3.11.7"}
 //	Go -> zygote  {"op":"spawn","id":N}  + fd
 //	zygote -> Go  {"op":"spawned","id":N,"pid":P} | {"op":"spawnfailed","id":N,"error":str}
-//	Go -> zygote  {"op":"kill","pid":P,"signal":S}   signals P's process group if P is a live child
+//	Go -> zygote  {"op":"kill","id":N,"pid":P,"signal":S}   signals P's process group if P is a
+//	              live child forked for spawn N (not a later child that got P's number again)
 //	zygote -> Go  {"op":"exited","pid":P,"code":C} | {"op":"exited","pid":P,"signal":S}
 package python
