@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
@@ -166,7 +167,7 @@ func startBenchRunner(b *fakebroker.Broker, isolation string, extra ...string) (
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		_ = p.cmd.Process.Kill()
-		return nil, fmt.Errorf("%v: %s", err, p.out.String())
+		return nil, fmt.Errorf("%v: %s", err, excerpt.Of(p.out.String()))
 	}
 	return p, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // Nothing pyrunner creates may outlive it, whatever signal ends it: its
@@ -18,13 +20,14 @@ import (
 // privateTmp gives a pyrunner its own temporary directory, so that the test
 // sees exactly what it creates there. As root, tasks then share one
 // explicit uid: the machine-wide uid blocks are not claimed under a
-// private temporary directory.
+// private temporary directory. The uid is one no other test run uses
+// (pooltest.UIDBlock), not nobody, which a run beside this one may use.
 func privateTmp(t *testing.T) (dir string, env map[string]string) {
 	t.Helper()
 	dir = t.TempDir()
 	env = map[string]string{"TMPDIR": dir}
 	if os.Geteuid() == 0 {
-		env["N8N_PYTHON_TASK_UID"] = "65534"
+		env["N8N_PYTHON_TASK_UID"] = strconv.Itoa(pooltest.UIDBlock(t, 1))
 	}
 	return dir, env
 }
@@ -76,14 +79,14 @@ func TestStaleTasksDirsAreRemovedAtStart(t *testing.T) {
 			t.Errorf("%s: exists=%v, want %v", filepath.Base(path), err == nil, want)
 		}
 	}
-	if !p.waitOutput("Removed a tasks directory left by a pyrunner that was killed", time.Second) {
+	if !p.waitOutput("Removed a tasks directory left by a pyrunner that was killed") {
 		t.Error("the removal is not logged")
 	}
 	if got := len(tasksDirs(t, tmp)); got != 3 {
 		t.Fatalf("%d tasks directories while running, want 3 (its own, the live and the young one): %v", got, tasksDirs(t, tmp))
 	}
 	p.signal(syscall.SIGTERM)
-	if code, ok := p.exitCode(30 * time.Second); !ok || code != 0 {
+	if code, ok := p.exitCode(patience); !ok || code != 0 {
 		t.Fatalf("exit = %d (exited %v), want 0", code, ok)
 	}
 	if got := tasksDirs(t, tmp); len(got) != 2 {
@@ -99,13 +102,13 @@ func TestSIGTERMDuringStartupLeavesNothing(t *testing.T) {
 	p := startRunner(t, b, env)
 	// The tasks directory is created before the interpreter is chosen and
 	// the zygotes start: signal as soon as it shows.
-	for deadline := time.Now().Add(30 * time.Second); len(tasksDirs(t, tmp)) == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(patience); len(tasksDirs(t, tmp)) == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no tasks directory appeared")
 		}
 	}
 	p.signal(syscall.SIGTERM)
-	if code, ok := p.exitCode(30 * time.Second); !ok || code != 0 {
+	if code, ok := p.exitCode(patience); !ok || code != 0 {
 		t.Fatalf("exit = %d (exited %v), want 0", code, ok)
 	}
 	if left := tasksDirs(t, tmp); len(left) != 0 {
@@ -125,7 +128,7 @@ func TestClosedLogPipeDoesNotKill(t *testing.T) {
 	}
 	p := startRunnerWithOutput(t, b, env, w)
 	w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		t.Fatal(err)

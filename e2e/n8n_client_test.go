@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // n8nClient calls n8n's REST API and webhooks. n8n ties the auth cookie to
@@ -42,7 +44,7 @@ type n8nError struct {
 }
 
 func (e *n8nError) Error() string {
-	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, tail(e.Body, 2000))
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, excerpt.Of(e.Body))
 }
 
 // call sends body as JSON and decodes the answer's "data" into out; an
@@ -54,10 +56,10 @@ func (c *n8nClient) call(ctx context.Context, method, path string, body, out any
 	}
 	var envelope struct{ Data json.RawMessage }
 	if err := json.Unmarshal(raw, &envelope); err != nil {
-		return fmt.Errorf("%s %s: %w in %s", method, path, err, tail(string(raw), 2000))
+		return fmt.Errorf("%s %s: %w in %s", method, path, err, excerpt.Of(string(raw)))
 	}
 	if err := json.Unmarshal(envelope.Data, out); err != nil {
-		return fmt.Errorf("%s %s: %w in %s", method, path, err, tail(string(raw), 2000))
+		return fmt.Errorf("%s %s: %w in %s", method, path, err, excerpt.Of(string(raw)))
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // Login of the owner account n8n is set up with (docs/n8n-observed.md §5).
@@ -109,8 +110,8 @@ func useN8N(t *testing.T) *n8nEnv {
 		default:
 		}
 		if t.Failed() {
-			t.Logf("n8n output during the test:\n%s", tail(env.server.out.String()[n8nMark:], 8000))
-			t.Logf("pyrunner output during the test:\n%s", tail(env.runner.out.String()[runnerMark:], 8000))
+			t.Logf("n8n output during the test:\n%s", excerpt.Of(env.server.out.String()[n8nMark:]))
+			t.Logf("pyrunner output during the test:\n%s", excerpt.Of(env.runner.out.String()[runnerMark:]))
 		}
 	})
 	return env
@@ -137,7 +138,7 @@ func installN8N(t *testing.T) string {
 		n8nInstall.out = stdout.String() + stderr.String()
 	})
 	if n8nInstall.err != nil || n8nInstall.dir == "" {
-		t.Fatalf("n8n/install.sh failed (%v):\n%s", n8nInstall.err, tail(n8nInstall.out, 8000))
+		t.Fatalf("n8n/install.sh failed (%v):\n%s", n8nInstall.err, excerpt.Of(n8nInstall.out))
 	}
 	return n8nInstall.dir
 }
@@ -167,7 +168,7 @@ func startN8NEnv(installDir string) (_ *n8nEnv, err error) {
 	}()
 	ready := time.Since(begin)
 	if err := env.api.signIn(ctx); err != nil {
-		return env, fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, tail(server.out.String(), 8000))
+		return env, fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, excerpt.Of(server.out.String()))
 	}
 	begin = time.Now()
 	registered := strings.Count(server.out.String(), n8nRegisteredRunner)
@@ -176,7 +177,7 @@ func startN8NEnv(installDir string) (_ *n8nEnv, err error) {
 	}
 	if !env.waitRegistered(ctx, registered+1, 30*time.Second) {
 		return env, fmt.Errorf("pyrunner did not register with n8n within 30 s\nn8n output:\n%s\npyrunner output:\n%s",
-			tail(server.out.String(), 4000), tail(env.runner.out.String(), 4000))
+			excerpt.Of(server.out.String()), excerpt.Of(env.runner.out.String()))
 	}
 	env.started = fmt.Sprintf("n8n: broker up after %s, ready after %s; pyrunner registered after %s",
 		server.brokerUp.Round(time.Millisecond), ready.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
@@ -305,7 +306,7 @@ func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 		err = s.waitHealthy(ctx, s.url+"/healthz/readiness")
 	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("%w\nn8n output:\n%s", err, tail(s.out.String(), 8000)), s.stop())
+		return nil, errors.Join(fmt.Errorf("%w\nn8n output:\n%s", err, excerpt.Of(s.out.String())), s.stop())
 	}
 	return s, nil
 }
@@ -405,10 +406,10 @@ func stopN8NRunner(p *proc) error {
 	if !ok {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
-		return fmt.Errorf("pyrunner still running 10 s after SIGTERM; killed it\npyrunner output:\n%s", tail(p.out.String(), 4000))
+		return fmt.Errorf("pyrunner still running 10 s after SIGTERM; killed it\npyrunner output:\n%s", excerpt.Of(p.out.String()))
 	}
 	if code != 0 {
-		return fmt.Errorf("pyrunner exited with code %d\npyrunner output:\n%s", code, tail(p.out.String(), 4000))
+		return fmt.Errorf("pyrunner exited with code %d\npyrunner output:\n%s", code, excerpt.Of(p.out.String()))
 	}
 	return nil
 }

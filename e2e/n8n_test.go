@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // The tests below run pyrunner under a real n8n 2.41.1 (see
@@ -188,10 +190,10 @@ func TestN8NPrintOutput(t *testing.T) {
 	// n8n 2.41.1 writes `[Workflow "<id>"][Node "Code"] 'text' 42`: the
 	// arguments as pyrunner formatted them, as n8n's runner would.
 	want := `[Node "Code"] '` + marker + `' 42`
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(env.server.out.String(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("n8n's output does not show the print:\n%s", tail(env.server.out.String(), 3000))
+			t.Fatalf("n8n's output does not show the print:\n%s", excerpt.Of(env.server.out.String()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

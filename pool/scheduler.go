@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -78,11 +79,17 @@ func newScheduler(opts Options, slots []*zygoteSlot, goTracked func(func()), log
 	return s
 }
 
-// gone notes that a process the scheduler held has been let go (closed,
-// dead, or never started): its unit of the shared budget comes back.
+// gone lets go of a process the scheduler held (done serving, dead, or
+// never ready) and gives its unit of the shared budget back. Its process
+// group is killed, without waiting: the process would exit by itself on
+// the closed channel, but what its code left in its group would not (a
+// child that answered for it, as a fork returns twice, or the rest of a
+// fork bomb whose first process to hit the process limit answered),
+// holding the user's processes and the CPU from the tasks after it.
 func (s *scheduler) gone(w *worker) {
 	if w != nil {
 		w.proc.Channel().Close()
+		_ = w.proc.Signal(syscall.SIGKILL)
 	}
 	s.budget.give(1)
 }

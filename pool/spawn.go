@@ -70,7 +70,12 @@ func (e *SpawnExecutor) Run(ctx context.Context, t Task) Result {
 		return Result{Err: internalError("Could not start a task process: %v", err)}
 	}
 	run := e.opts.taskRun(proc, t)
-	defer proc.conn.Close() // it exits after its one task
+	defer func() {
+		// Done: what its code left in its process group goes with it
+		// (scheduler.gone says why).
+		proc.conn.Close()
+		_ = proc.Signal(syscall.SIGKILL)
+	}()
 	if err := python.WriteFrame(proc.conn, python.ConfigFrame(e.opts.Spec.Config)); err != nil {
 		return Result{Err: run.ended()}
 	}

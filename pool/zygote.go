@@ -320,26 +320,28 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*forkedProcess, error
 	}
 	conn, err := net.FileConn(ours)
 	if err != nil {
-		_ = z.signal(r.pid, syscall.SIGKILL)
+		_ = z.signal(id, r.pid, syscall.SIGKILL)
 		return nil, fmt.Errorf("task channel: %w", err)
 	}
-	return &forkedProcess{pid: r.pid, conn: conn, exit: r.exit, zygote: z}, nil
+	return &forkedProcess{pid: r.pid, spawnID: id, conn: conn, exit: r.exit, zygote: z}, nil
 }
 
-// signal asks the zygote to signal a task process's group. The zygote is
-// its parent and knows whether it is still unreaped, so a recycled pid is
-// never hit, and one that has ended is left alone.
-func (z *zygote) signal(pid int, sig syscall.Signal) error {
-	return z.write(python.KillMsg(pid, int(sig)), nil)
+// signal asks the zygote to signal the group of task process pid, forked
+// for spawn request id. The zygote is its parent: it knows whether the
+// process is still unreaped and which request it was forked for, so a
+// recycled pid is never hit, not even one it gave a later child.
+func (z *zygote) signal(id, pid int, sig syscall.Signal) error {
+	return z.write(python.KillMsg(id, pid, int(sig)), nil)
 }
 
 // forkedProcess is a task process a zygote forked; the zygote is its
 // parent, signals it and reports its end.
 type forkedProcess struct {
-	pid    int
-	conn   net.Conn
-	exit   *processExit
-	zygote *zygote
+	pid     int
+	spawnID int // the spawn request it was forked for
+	conn    net.Conn
+	exit    *processExit
+	zygote  *zygote
 }
 
 var _ taskProcess = (*forkedProcess)(nil)
@@ -359,7 +361,7 @@ func (p *forkedProcess) Signal(sig syscall.Signal) error {
 		return nil
 	default:
 	}
-	return p.zygote.signal(p.pid, sig)
+	return p.zygote.signal(p.spawnID, p.pid, sig)
 }
 
 // write sends one control message. A zygote that does not take it within

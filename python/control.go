@@ -50,12 +50,14 @@ func SpawnMsg(id, maxTasks int) []byte {
 }
 
 // KillMsg asks the zygote to send sig to the process group of its child
-// pid, if pid is still its unreaped child.
-func KillMsg(pid, sig int) []byte {
+// pid, if pid is still its unreaped child and was forked for spawn request
+// id (not a later child that got pid's number again).
+func KillMsg(id, pid, sig int) []byte {
 	b, _ := json.Marshal(struct {
 		Op     string `json:"op"`
+		ID     int    `json:"id"`
 		Pid    int    `json:"pid"`
 		Signal int    `json:"signal"`
-	}{"kill", pid, sig})
+	}{"kill", id, pid, sig})
 	return b
 }

@@ -57,8 +57,10 @@
 // SCM_RIGHTS descriptor and "maxTasks" (1 in isolated mode); the zygote
 // answers "spawned" with the process's pid, or "spawnfailed". "kill"
 // signals the process group of pid if pid is still the zygote's unreaped
-// child, so a recycled pid is never hit. "exited" reports a task process's
-// end: "code", or "signal" when a signal ended it.
+// child and was forked for spawn request id: a pid the kernel gave another
+// process is never hit, nor one this zygote reaped and gave its next
+// child. "exited" reports a task process's end: "code", or "signal" when
+// a signal ended it.
 //
 // # Messages
 //
@@ -78,6 +80,6 @@
 //	control  go      spawn        id maxTasks
 //	control  zygote  spawned      id pid
 //	control  zygote  spawnfailed  id error
-//	control  go      kill         pid signal
+//	control  go      kill         id pid signal
 //	control  zygote  exited       pid code signal
 package python

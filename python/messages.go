@@ -41,7 +41,7 @@ var messageFields = map[message][]string{
 	{ControlChannel, FromGo, "spawn"}:           {"id", "maxTasks"},
 	{ControlChannel, FromZygote, "spawned"}:     {"id", "pid"},
 	{ControlChannel, FromZygote, "spawnfailed"}: {"id", "error"},
-	{ControlChannel, FromGo, "kill"}:            {"pid", "signal"},
+	{ControlChannel, FromGo, "kill"}:            {"id", "pid", "signal"},
 	{ControlChannel, FromZygote, "exited"}:      {"pid", "code", "signal"},
 }
 

@@ -94,7 +94,7 @@ func TestGoSendsWhatIsDescribed(t *testing.T) {
 		{TaskChannel, FromGo, "config"}:    ConfigFrame(Config{}),
 		{ControlChannel, FromGo, "config"}: ConfigFrame(Config{}),
 		{ControlChannel, FromGo, "spawn"}:  SpawnMsg(1, 100),
-		{ControlChannel, FromGo, "kill"}:   KillMsg(42, 9),
+		{ControlChannel, FromGo, "kill"}:   KillMsg(7, 42, 9),
 	}
 	for m := range messageFields {
 		if m.sender != FromGo {

@@ -62,6 +62,7 @@ class Zygote:
         self.ctl = ctl
         self.cfg = cfg
         self.children = {}  # live task process pid -> its uid (or -1)
+        self.spawn_ids = {}  # live task process pid -> the id of the spawn request it was forked for
         # A uid of its own per live task process (the Go side decides: a root pyrunner with a
         # range of uids), handed out least recently used first.
         self.own_uids = cfg.uid_per_task
@@ -98,6 +99,7 @@ class Zygote:
             self._become_task_process(chan, int(msg.get("maxTasks", 1)), uid)
         os.close(chan)  # only that child may hold it
         self.children[pid] = uid if self.own_uids else -1
+        self.spawn_ids[pid] = msg.get("id")
         _send(self.ctl, {"op": "spawned", "id": msg.get("id"), "pid": pid})
 
     def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
@@ -126,7 +128,10 @@ class Zygote:
 
     def kill(self, msg: dict) -> None:
         pid = int(msg.get("pid", 0))
-        if pid in self.children:  # unreaped: the pid cannot have been reused
+        # Unreaped, so the pid cannot have been reused by another process; and forked for the
+        # spawn the message names, not a child forked since under a reused pid (Go asks to kill a
+        # task process that is done as it exits; this zygote may have reaped it and forked again).
+        if pid in self.children and self.spawn_ids.get(pid) == msg.get("id"):
             try:
                 os.killpg(pid, int(msg.get("signal", signal.SIGKILL)))
             except ProcessLookupError:
@@ -144,6 +149,7 @@ class Zygote:
         for pid, status in _reaped():
             if pid in self.children:
                 uid = self.children.pop(pid)
+                self.spawn_ids.pop(pid, None)
                 _send(self.ctl, _exit_report(pid, status))
                 self.clean_up_after(pid, uid)
             else:
