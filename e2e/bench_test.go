@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -285,5 +286,55 @@ func waitNoRunners(broker *fakebroker.Broker) {
 	defer cancel()
 	for len(broker.Runners()) > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pandasCode is the pandas scenario: a DataFrame from the items, grouped
+// and aggregated, returned as items.
+const pandasCode = "# /// script\n# dependencies = [\"pandas\"]\n# ///\nimport pandas as pd\n" +
+	"df = pd.DataFrame([it['json'] for it in _items])\n" +
+	"g = df.groupby('city').agg(orders=('id', 'count'), qty=('qty', 'sum'), revenue=('price', 'sum')).reset_index()\n" +
+	"return [{'json': r} for r in g.to_dict('records')]"
+
+// BenchmarkPandas: a pandas Code node on 1,000 items, settings to result,
+// with its environment built before and pandas preloaded in its zygote
+// (N8N_PYTHON_PRELOAD=*), in isolated and reuse mode. pandas comes from
+// Debian (python3-pandas): the environment reuses it.
+func BenchmarkPandas(b *testing.B) {
+	if exec.Command(testInterpreter(), "-c", "import pandas").Run() != nil {
+		b.Skip("pandas is missing (Debian: apt-get install python3-pandas)")
+	}
+	items := loadgen.CustomerItems(1000)
+	settings := task(pandasCode, "runOnceForAllItems", items, false)
+	for _, isolation := range []string{"isolated", "reuse"} {
+		dir, err := os.MkdirTemp("", "pyrunner-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = os.Chmod(dir, 0o755)
+		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := startBenchRunner(broker, isolation, "N8N_PYTHON_CACHE_DIR="+dir, "N8N_PYTHON_PACKAGES_ALLOW=pandas",
+			"N8N_PYTHON_PRELOAD=*", "PIP_NO_INDEX=1", "N8N_RUNNERS_TASK_TIMEOUT=300")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The first task builds the environment and starts its zygote.
+		start := time.Now()
+		if out, err := broker.RunTask(context.Background(), settings); err != nil || !out.Done {
+			b.Fatalf("first pandas task: %v %s", err, out.Error)
+		}
+		b.Logf("%s: first task (builds the environment, starts its zygote): %s", isolation, time.Since(start).Round(time.Millisecond))
+		b.Run(isolation+"/pandas1000/c=1", func(b *testing.B) {
+			res := measureTasks(b, broker, settings, 1, b.N)
+			b.ReportMetric(float64(res.p50)/1e6, "p50-ms")
+			b.ReportMetric(float64(res.p95)/1e6, "p95-ms")
+			b.ReportMetric(res.perSecond, "tasks/s")
+		})
+		stopBenchRunner(p)
+		broker.Close()
+		os.RemoveAll(dir)
 	}
 }

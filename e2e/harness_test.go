@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/wheeltest"
 	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
@@ -27,14 +28,27 @@ var binary, plainBinary string
 // byte-compiled once.
 var cacheDir string
 
+// wheelsDir holds the test wheels (wheeltest.Example): the only package
+// source of the tests, as no index is reachable.
+var wheelsDir string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pyrunner-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Task users read what pyrunner keeps here (environments' packages).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	binary = filepath.Join(dir, "pyrunner")
 	cacheDir = filepath.Join(dir, "cache")
+	if wheelsDir, err = wheeltest.Index(dir, wheeltest.Example()...); err != nil {
+		fmt.Fprintln(os.Stderr, "building the test wheels:", err)
+		os.Exit(1)
+	}
 	plainBinary = filepath.Join(dir, "pyrunner-plain")
 	for _, args := range [][]string{{"build", "-race", "-o", binary}, {"build", "-o", plainBinary}} {
 		build := exec.Command("go", append(args, "../cmd/pyrunner")...)

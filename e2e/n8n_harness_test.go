@@ -384,6 +384,8 @@ func startN8NRunner(brokerURL string) (*proc, error) {
 		"N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT=3",
 		// TestN8NTimeout's; every other task takes milliseconds.
 		"N8N_RUNNERS_TASK_TIMEOUT=3",
+		// TestN8NPackageFromPEP723's package, from the test wheels only.
+		"N8N_PYTHON_PACKAGES_ALLOW=pyrunner-greeting", "PIP_NO_INDEX=1", "PIP_FIND_LINKS=" + wheelsDir,
 		// Built with -race: a race ends it with exit 66, which fails the test.
 		"GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}

@@ -225,10 +225,27 @@ func TestN8NTimeout(t *testing.T) {
 	}
 }
 
-// TestN8NPackageFromPEP723 needs per-task virtual environments, which have
-// their own issue.
+// TestN8NPackageFromPEP723: a Code node that declares its package in a
+// PEP 723 block gets it, through a real n8n. n8n's pyrunner here has a 3 s
+// task timeout (TestN8NTimeout's): the first execution may time out while
+// the environment builds; the build goes on, and a later execution finds
+// it ready.
 func TestN8NPackageFromPEP723(t *testing.T) {
-	t.Skip("PEP 723 dependency blocks need pyrunner's virtual-environment support, which has not landed yet")
+	env := useN8N(t)
+	w := env.deployPython(t, "# /// script\n# dependencies = [\"pyrunner-greeting\"]\n# ///\nimport greeting\n"+
+		"return [{'json': {'g': greeting.hello(it['json']['name'])}} for it in _items]", "runOnceForAllItems")
+	deadline := time.Now().Add(3 * patience)
+	for {
+		status, body := w.post(t, []any{map[string]any{"name": "n8n"}})
+		if status == 200 {
+			assertWebhookAnswer(t, status, body, `[{"g":"HELLO N8N!"}]`)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer with the package: %d %s", status, body)
+		}
+		time.Sleep(time.Second) // the environment is being built
+	}
 }
 
 // TestN8NFiftyInARow: 50 executions of one workflow, one after another,

@@ -251,10 +251,15 @@ func (c *Cache) Key(reqs []Requirement) string {
 	for _, r := range requirementsKey(reqs) {
 		fmt.Fprintf(h, "req %s\n", r)
 	}
+	var index []string // in any order the environment lists them
 	for _, kv := range c.opts.Env {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PIP_") || k == "UV_INDEX_URL" || k == "UV_EXTRA_INDEX_URL" {
-			fmt.Fprintf(h, "env %s\n", kv)
+			index = append(index, kv)
 		}
+	}
+	slices.Sort(index)
+	for _, kv := range index {
+		fmt.Fprintf(h, "env %s\n", kv)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }

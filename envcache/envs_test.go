@@ -115,6 +115,10 @@ func TestKeys(t *testing.T) {
 	if b := c.Key(reqs(t, "pandas>=2")); a == b {
 		t.Fatal("another set gave the same key")
 	}
+	reordered := openCache(t, t.TempDir(), []string{"PIP_FIND_LINKS=/w", "PIP_NO_INDEX=1"}, CacheOptions{})
+	if reordered.Key(reqs(t, "pandas")) != openCache(t, t.TempDir(), []string{"PIP_NO_INDEX=1", "PIP_FIND_LINKS=/w"}, CacheOptions{}).Key(reqs(t, "pandas")) {
+		t.Fatal("pip's settings in another order gave another key")
+	}
 	other := openCache(t, t.TempDir(), []string{"PIP_INDEX_URL=https://mirror.example/simple"}, CacheOptions{})
 	if other.Key(reqs(t, "pandas>=2", "python-dateutil")) == a {
 		t.Fatal("another index gave the same key")
