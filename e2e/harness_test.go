@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/internal/wheeltest"
 	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/internal/wheeltest"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
