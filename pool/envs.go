@@ -439,12 +439,21 @@ func (e *EnvExecutor) Stats() Stats {
 
 // CodeCacheCounts adds up the executors' compiled-code caches.
 func (e *EnvExecutor) CodeCacheCounts() CacheCounts {
+	return e.sumCounts((*ZygoteExecutor).CodeCacheCounts)
+}
+
+// VerdictCacheCounts adds up the executors' analysis-verdict caches.
+func (e *EnvExecutor) VerdictCacheCounts() CacheCounts {
+	return e.sumCounts((*ZygoteExecutor).VerdictCacheCounts)
+}
+
+func (e *EnvExecutor) sumCounts(of func(*ZygoteExecutor) CacheCounts) CacheCounts {
 	e.mu.Lock()
 	execs := e.executorsLocked()
 	e.mu.Unlock()
 	var c CacheCounts
 	for _, x := range execs {
-		n := x.CodeCacheCounts()
+		n := of(x)
 		c.Hits += n.Hits
 		c.Misses += n.Misses
 		c.Evictions += n.Evictions
@@ -452,6 +461,14 @@ func (e *EnvExecutor) CodeCacheCounts() CacheCounts {
 		c.Bytes += n.Bytes
 	}
 	return c
+}
+
+// EnvCacheStats is the environment cache's counts, or zero without one.
+func (e *EnvExecutor) EnvCacheStats() envcache.CacheStats {
+	if e.opts.Cache == nil {
+		return envcache.CacheStats{}
+	}
+	return e.opts.Cache.Stats()
 }
 
 // ZygotePID is the default environment's first zygote, or 0.

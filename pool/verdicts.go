@@ -21,9 +21,11 @@ const verdictCacheSize = 500
 // process: a false "passed" gains nothing the sandbox's OS fences do not
 // still hold.
 type verdicts struct {
-	mu    sync.Mutex
-	order *list.List // most recent first; values are *verdict
-	byKey map[[32]byte]*list.Element
+	// mu guards everything below.
+	mu     sync.Mutex
+	order  *list.List // most recent first; values are *verdict
+	byKey  map[[32]byte]*list.Element
+	counts CacheCounts
 }
 
 type verdict struct {
@@ -45,10 +47,24 @@ func (v *verdicts) lookup(code string) (known bool, refused *TaskError) {
 	defer v.mu.Unlock()
 	el, ok := v.byKey[key]
 	if !ok {
+		v.counts.Misses++
 		return false, nil
 	}
+	v.counts.Hits++
 	v.order.MoveToFront(el)
 	return true, el.Value.(*verdict).refused
+}
+
+// Counts reports the cache's hits, misses and evictions.
+func (v *verdicts) Counts() CacheCounts {
+	if v == nil {
+		return CacheCounts{}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := v.counts
+	c.Entries = v.order.Len()
+	return c
 }
 
 // securityViolations is the analysis's refusal (docs/sandbox.md §3); other
@@ -84,5 +100,6 @@ func (v *verdicts) record(code string, res Result) {
 		oldest := v.order.Back()
 		v.order.Remove(oldest)
 		delete(v.byKey, oldest.Value.(*verdict).key)
+		v.counts.Evictions++
 	}
 }
