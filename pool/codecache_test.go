@@ -48,6 +48,17 @@ func TestCompiledCodeIsCompiledOnce(t *testing.T) {
 	if c := reuse.CodeCacheCounts(); c.Entries != 1 {
 		t.Fatalf("reuse cache %+v: only the worker's first task may feed it", c)
 	}
+	// Workers that wear out after two tasks: the next worker gets the code
+	// from the cache, and keeps it for its own second run.
+	short := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Reuse: true, MaxExecutions: 2})
+	for i := range 5 {
+		if res := short.Run(context.Background(), task); res.Err != nil || string(res.Result) != results[0] {
+			t.Fatalf("reuse run %d: %s %s", i, res.Result, errText(res.Err))
+		}
+	}
+	if c := short.CodeCacheCounts(); c.Entries != 1 || c.Hits < 2 {
+		t.Fatalf("reuse workers that wear out: cache %+v, want later workers to hit it", c)
+	}
 
 	// A forged "compiled" message, written by user code in a reuse worker
 	// that nobody asked: the reply is refused, the cache unchanged.

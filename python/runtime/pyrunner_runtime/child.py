@@ -182,8 +182,12 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
         settings = msg.get("settings")
         key = _code_key(settings) if own is not None else None
         compiled = own.get(key) if key is not None else None
-        if compiled is None and isinstance(msg.get("compiled"), str):
+        if compiled is not None:
+            own.move_to_end(key)
+        elif isinstance(msg.get("compiled"), str):
             compiled = marshal.loads(base64.b64decode(msg["compiled"]))
+            if key is not None:
+                _keep(own, key, compiled)
         on_compiled = None
         if compiled is None:
             def on_compiled(code, want=msg.get("wantCompiled") is True):
@@ -192,11 +196,7 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
                 if want:
                     write_frame(sock, encode_message({"op": "compiled", "code": base64.b64encode(marshal.dumps(code)).decode()}))
                 if key is not None:
-                    own[key] = code
-                    if len(own) > _OWN_CODE_CACHE:
-                        own.popitem(last=False)
-        elif key is not None:
-            own.move_to_end(key)
+                    _keep(own, key, code)
         reply = run_task(settings, cfg, analyzed=msg.get("analyzed") is True or compiled is not None,
                          compiled=compiled, on_compiled=on_compiled)
         payload = _reply(reply, cfg)
@@ -206,6 +206,12 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
         if max_tasks and done >= max_tasks:
             # os._exit: no interpreter teardown, and threads the user left running die now.
             os._exit(0)
+
+
+def _keep(own, key, code) -> None:
+    own[key] = code
+    if len(own) > _OWN_CODE_CACHE:
+        own.popitem(last=False)
 
 
 def _code_key(settings):
