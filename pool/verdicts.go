@@ -24,6 +24,9 @@ type verdicts struct {
 	mu    sync.Mutex
 	order *list.List // most recent first; values are *verdict
 	byKey map[[32]byte]*list.Element
+	// lookups that found a verdict, that did not, and verdicts dropped
+	// to make room.
+	hits, misses, evictions uint64
 }
 
 type verdict struct {
@@ -45,8 +48,10 @@ func (v *verdicts) lookup(code string) (known bool, refused *TaskError) {
 	defer v.mu.Unlock()
 	el, ok := v.byKey[key]
 	if !ok {
+		v.misses++
 		return false, nil
 	}
+	v.hits++
 	v.order.MoveToFront(el)
 	return true, el.Value.(*verdict).refused
 }
@@ -84,5 +89,13 @@ func (v *verdicts) record(code string, res Result) {
 		oldest := v.order.Back()
 		v.order.Remove(oldest)
 		delete(v.byKey, oldest.Value.(*verdict).key)
+		v.evictions++
 	}
+}
+
+// stats is the cache's use, as the "verdicts" cache.
+func (v *verdicts) stats() CacheStats {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return CacheStats{Name: "verdicts", Hits: v.hits, Misses: v.misses, Evictions: v.evictions, Entries: v.order.Len()}
 }
