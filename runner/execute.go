@@ -19,6 +19,7 @@ import (
 func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal, Code: t.settings.Code})
 	took := time.Since(t.started)
+	r.opts.Observer.TaskRan(res.Waited, res.Err.Limit())
 	outcome := "success"
 
 	if res.Err != nil {

@@ -149,27 +149,39 @@ func (c *Config) taskIDs() (uid, gid, count int, claim *os.File, err error) {
 // LoadConfig reads the configuration through lookup and reports every
 // problem at once, each naming its variable.
 func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (*Config, error) {
+	var c Config
+	problems, unreadable, err := readSection(ctx, lookup, &c)
+	if err != nil {
+		return nil, errors.Join(append(problems, err)...)
+	}
+	c.unreadable = unreadable
+	problems = append(problems, c.Validate()...)
+	if len(problems) > 0 {
+		return &c, errors.Join(problems...)
+	}
+	return &c, nil
+}
+
+// readSection fills section from lookup and returns what could not be
+// read: values that do not parse (each left at its default) and _FILEs
+// that could not be read, whose variables unreadable names. err is a
+// problem that stops the reading.
+func readSection[S any](ctx context.Context, lookup envconfig.Lookuper, section *S) (problems []error, unreadable map[string]bool, err error) {
 	skip := map[string]bool{}
-	var problems []error
 	for {
 		files := &fileLookuper{env: lookup}
-		var c Config
-		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: skipping(files, skip)})
+		var s S
+		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &s, Lookuper: skipping(files, skip)})
+		*section = s
 		if err == nil {
-			problems = append(problems, files.errs...)
-			c.unreadable = files.failed
-			problems = append(problems, c.Validate()...)
-			if len(problems) > 0 {
-				return &c, errors.Join(problems...)
-			}
-			return &c, nil
+			return append(problems, files.errs...), files.failed, nil
 		}
 		// go-envconfig stops at the first bad value ("Field: reason"):
 		// note it, set that variable aside, and go on to find the rest.
 		field, reason, _ := strings.Cut(err.Error(), ": ")
-		name := envName(field)
+		name := envName(reflect.TypeFor[S](), field)
 		if name == "" || skip[name] {
-			return nil, errors.Join(append(problems, err)...)
+			return problems, files.failed, err
 		}
 		skip[name] = true
 		problems = append(problems, fmt.Errorf("Environment variable %s %s", name, reason))
@@ -262,9 +274,9 @@ func (c *Config) Validate() []error {
 	return errs
 }
 
-// envName maps a Config field name to its variable.
-func envName(field string) string {
-	f, ok := reflect.TypeOf(Config{}).FieldByName(field)
+// envName maps a section's field name to its variable.
+func envName(section reflect.Type, field string) string {
+	f, ok := section.FieldByName(field)
 	if !ok {
 		return ""
 	}

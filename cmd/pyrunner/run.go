@@ -36,7 +36,8 @@ func runCommand(args []string, secrets map[string]string) int {
 	}
 	ctx := context.Background()
 	cfg, err := LoadConfig(ctx, secretLookuper(secrets))
-	if err != nil {
+	mcfg, metricsProblems := loadMetricsConfig(ctx, secretLookuper(secrets))
+	if err := errors.Join(append([]error{err}, metricsProblems...)...); err != nil {
 		printConfigProblems("pyrunner", err)
 		return 1
 	}
@@ -93,9 +94,11 @@ func runCommand(args []string, secrets map[string]string) int {
 	defer cleanup()
 	defer exec.Close()
 
-	state := metrics.NewState(m, exec.Capacity)
+	state := metrics.NewState(m, time.Now)
+	mon, gated := startMonitor(m, state, exec, monitorOptions(cfg, mcfg, logger))
+	defer mon.Close()
 	if cfg.HealthEnabled {
-		srv, err := metrics.Listen(cfg.HealthHost, int(cfg.HealthPort), state, m, logger)
+		srv, err := metrics.Listen(cfg.HealthHost, int(cfg.HealthPort), mon, m, logger)
 		if err != nil {
 			logger.Error(err.Error())
 			return 1
@@ -111,7 +114,7 @@ func runCommand(args []string, secrets map[string]string) int {
 		MaxPayload:              int(cfg.MaxPayload),
 		Logger:                  logger,
 		Observer:                state,
-	}, exec)
+	}, gated)
 
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()

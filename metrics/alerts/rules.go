@@ -243,9 +243,12 @@ func (e *Engine) leaking(in Input) []resources.ProcSample {
 	return out
 }
 
-// Bytes is n in MB (2^20 bytes), as pyrunner's settings count memory.
+// Bytes is n in MB (2^20 bytes), as pyrunner's settings count memory, or
+// GB from 10 GB up.
 func Bytes(n uint64) string {
 	switch {
+	case n >= 10<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
 	case n >= 10<<20:
 		return fmt.Sprintf("%d MB", n>>20)
 	case n >= 1<<20:
