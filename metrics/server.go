@@ -76,7 +76,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "memory 100 MB < 256 MB" reads as it is
 	_ = enc.Encode(v)
 }
 

@@ -50,13 +50,13 @@ func TestServer(t *testing.T) {
 		{"GET", "/healthz", 200, "OK"},
 		{"GET", "/", 200, "OK"},
 		{"POST", "/anything", 200, "OK"},
-		{"GET", "/readyz", 503, `"reason": "not registered with the broker yet"`},
+		{"GET", "/readyz", 503, `"reason":"not registered with the broker yet"`},
 		{"GET", "/metrics", 200, `pyrunner_tasks_finished_total{outcome="success"} 1`},
 		{"GET", "/metrics", 200, `pyrunner_tasks_in_progress 0`},
 		{"GET", "/metrics", 200, `pyrunner_alert_active{alert="memory_leak"} 0`},
 		{"GET", "/metrics", 200, `go_goroutines `},
-		{"GET", "/alerts", 200, `"alerts": []`},
-		{"GET", "/stats", 200, `"name": "15m"`},
+		{"GET", "/alerts", 200, `"alerts":[]`},
+		{"GET", "/stats", 200, `"name":"15m"`},
 	}
 	for _, tc := range cases {
 		code, body := get(t, tc.method, base+tc.path)
