@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -219,4 +220,17 @@ func TestMonitorStops(t *testing.T) {
 	f.mon.Close()
 	f.mon.Close()
 	goleak.VerifyNone(t, before)
+}
+
+// BenchmarkTick is one sample, evaluation and action with the real
+// reader: three processes (this one, read three times), two disks.
+func BenchmarkTick(b *testing.B) {
+	m := New()
+	self := os.Getpid()
+	pool := &fakePool{capacity: 4, reading: PoolReading{Processes: []resources.Proc{
+		{PID: self, Role: "zygote"}, {PID: self, Role: "worker"}, {PID: self, Role: "worker"}}}}
+	mon := NewMonitor(m, NewState(m, time.Now), MonitorOptions{Pool: pool, Thresholds: testThresholds, DiskPaths: []string{os.TempDir(), "/"}})
+	for b.Loop() {
+		mon.Tick(context.Background())
+	}
 }

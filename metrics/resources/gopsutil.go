@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/disk"
@@ -25,8 +26,13 @@ type GopsutilReader struct {
 
 var _ Reader = GopsutilReader{}
 
+var cacheBootTime sync.Once
+
 // Process reads /proc/<pid>/statm and /proc/<pid>/stat.
 func (GopsutilReader) Process(ctx context.Context, pid int) (ProcReading, error) {
+	// gopsutil reads /proc/stat for the boot time on every read of a
+	// process's CPU times unless told to keep it; it does not change.
+	cacheBootTime.Do(func() { process.EnableBootTimeCache(true) })
 	p := &process.Process{Pid: int32(pid)}
 	m, err := p.MemoryInfoWithContext(ctx)
 	if err != nil {
