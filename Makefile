@@ -5,7 +5,7 @@ BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run demo test lint gotest pytest fuzz bench soak e2e-n8n clean
+.PHONY: all build run demo test lint gotest pytest fuzz bench soak sampling-cost promtool e2e-n8n clean
 
 all: build
 
@@ -56,6 +56,16 @@ SOAK_TASKS     ?= 100000
 SOAK_ISOLATION ?= reuse
 soak:
 	PYRUNNER_SOAK=$(SOAK_TASKS) PYRUNNER_SOAK_ISOLATION=$(SOAK_ISOLATION) $(GO) test -count=1 -timeout 120m -run '^TestSoak$$' -v ./e2e/
+
+# What resource sampling costs pyrunner (about 3 minutes): its own CPU time, idle then under 3000
+# tasks, with N8N_PYTHON_METRICS_SAMPLE_INTERVAL at 0 (off), 5000 (the default) and 100.
+sampling-cost:
+	PYRUNNER_SAMPLING_COST=1 $(GO) test -count=1 -timeout 30m -run '^TestSamplingCost$$' -v ./e2e/
+
+# go test ./deploy/monitoring checks the Prometheus rules with promtool, from Debian's prometheus
+# package: this installs it where it is missing (as root, on Debian; .ci/run does).
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 # End-to-end against a real n8n 2.41.1 (installed once into ~/.cache/pyrunner-n8n).
 e2e-n8n: build

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -89,15 +90,21 @@ func TestDefaultEnvironmentBeforeOffers(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
 	env := packagesEnv(cache)
 	env["N8N_PYTHON_REQUIREMENTS"] = "pyrunner-greeting"
-	p := startRegistered(t, b, env)
+	p := startRegistered(t, b, withHealth(env))
+	base := healthURL(t, p)
 	// Registered, and no offer until the environment is ready: the log
-	// says "ready" before the first offer can be made.
+	// says "ready" before the first offer can be made, and /readyz says
+	// what is being built meanwhile (a build takes seconds: venv, pip).
+	var reasons []string
 	for deadline := time.Now().Add(5 * patience); !strings.Contains(p.out.String(), "The default Python environment is ready"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("the default environment was not ready in %s", 5*patience)
 		}
 		if len(b.OpenOffers()) > 0 && !strings.Contains(p.out.String(), "The default Python environment is ready") {
 			t.Fatalf("an offer before the default environment was ready:\n%s", p.out.String())
+		}
+		if code, body := httpGet(t, base+"/readyz"); code == http.StatusServiceUnavailable {
+			reasons = append(reasons, body)
 		}
 		select {
 		case <-p.exited:
@@ -108,10 +115,19 @@ func TestDefaultEnvironmentBeforeOffers(t *testing.T) {
 	if !strings.Contains(p.out.String(), "Building the default Python environment (N8N_PYTHON_REQUIREMENTS); no task is taken until it is ready") {
 		t.Fatal("the log does not say what is built")
 	}
+	if len(reasons) == 0 || !strings.Contains(reasons[0], `"reason":"building the default Python environment (pyrunner-greeting) for `) {
+		t.Fatalf("/readyz while building: %q", reasons)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	out, err := b.RunTask(ctx, allItems("import greeting\nreturn [{'json': {'g': greeting.hello('x')}}]", nil))
 	if err != nil || !out.Done || compact(t, out.Result) != `[{"json":{"g":"HELLO X!"}}]` {
 		t.Fatalf("a task in the default environment: %v %s %s", err, out.Result, out.Error)
+	}
+	_, text := httpGet(t, base+"/metrics")
+	for _, want := range []string{`pyrunner_environment_builds_total{outcome="success"} 1`, `pyrunner_cache_entries{cache="environments"} 1`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

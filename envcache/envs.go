@@ -97,6 +97,10 @@ type CacheOptions struct {
 	// PIP_INDEX_URL, PIP_FIND_LINKS… and HOME for pip.conf); nil: pyrunner's.
 	Env    []string
 	Logger *slog.Logger
+	// OnBuilt, when set, hears of every build this cache ran: how long it
+	// took and why it failed (nil: built). One found ready, here or made
+	// by another pyrunner meanwhile, is no build.
+	OnBuilt func(took time.Duration, err error)
 }
 
 func (o CacheOptions) withDefaults() CacheOptions {
@@ -334,7 +338,11 @@ func (c *Cache) release(key string) {
 func (c *Cache) build(key string, reqs []Requirement, call *buildCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.BuildTimeout)
 	defer cancel()
+	started := time.Now()
 	env, lock, err := c.obtain(ctx, key, reqs)
+	if err != nil && c.opts.OnBuilt != nil {
+		c.opts.OnBuilt(time.Since(started), err)
+	}
 	c.mu.Lock()
 	delete(c.builds, key)
 	delete(c.building, key)
@@ -486,6 +494,9 @@ func (c *Cache) buildLocked(ctx context.Context, key string, reqs []Requirement)
 	c.stats.Builds++
 	c.stats.BuildSeconds += env.BuildSeconds
 	c.mu.Unlock()
+	if c.opts.OnBuilt != nil {
+		c.opts.OnBuilt(time.Since(started), nil)
+	}
 	c.log.Info("Built a Python environment", "requirements", what, "took", time.Since(started).Round(time.Millisecond),
 		"size_mb", fmt.Sprintf("%.1f", float64(env.Size)/(1<<20)), "imports", strings.Join(env.Imports, ","))
 	return env, nil

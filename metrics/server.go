@@ -15,12 +15,15 @@ import (
 )
 
 // Server is the health-check server n8n's launcher probes (docs/protocol.md §11),
-// with readiness and metrics besides:
+// with readiness, metrics, statistics and alerts besides:
 //
 //	GET /healthz  200 "OK" while the process serves (liveness)
 //	GET /readyz   200 when registered with the broker and able to run a
-//	              task, else 503; JSON either way
-//	GET /metrics  Prometheus
+//	              task, else 503 with the reason; JSON either way
+//	GET /metrics  Prometheus: the domain metrics, then Go's and the process's
+//	GET /stats    JSON: the last 1, 5 and 15 minutes, the pool, the caches,
+//	              the resources, the alerts (Stats)
+//	GET /alerts   JSON: the active alerts
 //	anything else 200 "OK", as n8n's runner answers every request
 type Server struct {
 	srv      *http.Server
@@ -30,7 +33,7 @@ type Server struct {
 // Listen binds host:port (port 0: any free port) and logs the bound
 // address in n8n's runner's words, which the launcher and conformance
 // tests look for.
-func Listen(host string, port int, state *State, m *Metrics, logger *slog.Logger) (*Server, error) {
+func Listen(host string, port int, mon *Monitor, m *Metrics, logger *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("Port %d is already in use or cannot be bound on %s: %w", port, host, err)
@@ -43,14 +46,18 @@ func Listen(host string, port int, state *State, m *Metrics, logger *slog.Logger
 	mux.HandleFunc("/", ok)
 	mux.HandleFunc("/healthz", ok)
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		r := state.Ready()
-		w.Header().Set("Content-Type", "application/json")
+		r := mon.Ready()
+		status := http.StatusOK
 		if !r.Ready {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			status = http.StatusServiceUnavailable
 		}
-		json.NewEncoder(w).Encode(r)
+		writeJSON(w, status, r)
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, mon.Stats()) })
+	mux.HandleFunc("/alerts", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"alerts": mon.Alerts()})
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Gatherer(), promhttp.HandlerOpts{}))
 	s := &Server{
 		srv:      &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		listener: ln,
@@ -63,6 +70,14 @@ func Listen(host string, port int, state *State, m *Metrics, logger *slog.Logger
 		}
 	}()
 	return s, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "memory 100 MB < 256 MB" reads as it is
+	_ = enc.Encode(v)
 }
 
 // Port is the bound port.

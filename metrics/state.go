@@ -2,30 +2,37 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/pyrunner/pyrunner/metrics/window"
 )
 
-// State is what the runner reports about itself; it feeds the metrics and
-// the readiness answer. It satisfies runner.Observer. Safe for concurrent
-// use.
+// State is what the runner reports about itself: it feeds the pushed
+// metrics, the task statistics of /stats and the alerts (Recorder), and
+// the broker half of readiness. It satisfies runner.Observer. Safe for
+// concurrent use.
 type State struct {
-	m *Metrics
-	// capacity reports how many tasks the pool can run now.
-	capacity func() int
+	m   *Metrics
+	rec *window.Recorder
+	// running counts accepted tasks not finished (accepted - finished).
+	running atomic.Int64
 
 	mu         sync.Mutex
 	registered bool
+	ever       bool      // registered at least once
 	since      time.Time // of the last change of registered
 	lastErr    string
 }
 
-// NewState reports into m; capacity is the pool's (may be nil).
-func NewState(m *Metrics, capacity func() int) *State {
-	if capacity == nil {
-		capacity = func() int { return 1 }
-	}
-	return &State{m: m, capacity: capacity, since: time.Now()}
+// NewState reports into m and into a Recorder reading the time from now
+// (time.Now in production).
+func NewState(m *Metrics, now func() time.Time) *State {
+	return &State{m: m, rec: window.New(now), since: now()}
 }
+
+// Recorder is the task statistics over the last minutes.
+func (s *State) Recorder() *window.Recorder { return s.rec }
 
 func (s *State) Connected(up bool) {
 	if up {
@@ -44,7 +51,7 @@ func (s *State) Connected(up bool) {
 func (s *State) Registered() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.registered, s.since, s.lastErr = true, time.Now(), ""
+	s.registered, s.ever, s.since, s.lastErr = true, true, time.Now(), ""
 }
 
 // Failed records the last connection problem, shown while not ready.
@@ -57,36 +64,55 @@ func (s *State) Failed(err error) {
 func (s *State) TaskAccepted() {
 	s.m.TasksAccepted.Inc()
 	s.m.TasksRunning.Inc()
+	s.running.Add(1)
+}
+
+func (s *State) TaskRan(waited time.Duration, limit string) {
+	s.m.QueueWait.Observe(waited.Seconds())
+	if limit != "" {
+		s.m.TasksLimited.WithLabelValues(limit).Inc()
+	}
+	s.rec.Ran(waited, limit)
 }
 
 func (s *State) TaskFinished(outcome string, took time.Duration) {
 	s.m.TasksFinished.WithLabelValues(outcome).Inc()
 	s.m.TaskDuration.WithLabelValues(outcome).Observe(took.Seconds())
 	s.m.TasksRunning.Dec()
+	s.running.Add(-1)
+	s.rec.Task(outcome, took)
 }
 
-func (s *State) TaskRejected(reason string) { s.m.TasksRejected.WithLabelValues(reason).Inc() }
-func (s *State) OffersOpen(n int)           { s.m.OffersOpen.Set(float64(n)) }
-
-// Readiness is the /readyz answer.
-type Readiness struct {
-	Ready      bool   `json:"ready"`
-	Registered bool   `json:"registered"`
-	Since      string `json:"since"`
-	Capacity   int    `json:"capacity"`
-	LastError  string `json:"lastError,omitempty"`
+func (s *State) TaskRejected(reason string) {
+	s.m.TasksRejected.WithLabelValues(reason).Inc()
+	s.rec.Task(window.Rejected, 0)
 }
 
-// Ready: registered with the broker and able to run a task.
-func (s *State) Ready() Readiness {
-	capacity := s.capacity()
+func (s *State) OffersOpen(n int) { s.m.OffersOpen.Set(float64(n)) }
+
+// EnvironmentBuilt counts a Python environment built (err nil) or not, and
+// how long it took.
+func (s *State) EnvironmentBuilt(took time.Duration, err error) {
+	outcome := "success"
+	if err != nil {
+		outcome = "error"
+	}
+	s.m.EnvBuilds.WithLabelValues(outcome).Inc()
+	s.m.EnvBuildDuration.WithLabelValues(outcome).Observe(took.Seconds())
+}
+
+// Running is how many accepted tasks have not finished.
+func (s *State) Running() int { return int(s.running.Load()) }
+
+// brokerStatus is the broker half of readiness.
+type brokerStatus struct {
+	registered, ever bool
+	since            time.Time
+	lastErr          string
+}
+
+func (s *State) broker() brokerStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Readiness{
-		Ready:      s.registered && capacity > 0,
-		Registered: s.registered,
-		Since:      time.Since(s.since).Round(time.Second).String(),
-		Capacity:   capacity,
-		LastError:  s.lastErr,
-	}
+	return brokerStatus{registered: s.registered, ever: s.ever, since: s.since, lastErr: s.lastErr}
 }

@@ -420,21 +420,63 @@ func (e *EnvExecutor) stopUnit(u *envUnit) error {
 	return err
 }
 
-// Stats adds up the executors' states.
+// Stats adds up the executors' states, and their caches by name. The
+// executors of environments since dropped are not counted.
 func (e *EnvExecutor) Stats() Stats {
-	e.mu.Lock()
-	execs := e.executorsLocked()
-	e.mu.Unlock()
 	var s Stats
-	for _, x := range execs {
+	caches := map[string]int{} // name -> index in s.Caches
+	for _, x := range e.executors() {
 		st := x.Stats()
 		s.Ready += st.Ready
 		s.Busy += st.Busy
 		s.Starting += st.Starting
 		s.Waiting += st.Waiting
 		s.ArrivalRate += st.ArrivalRate
+		s.Zygotes += st.Zygotes
+		s.Started += st.Started
+		s.StartFailures += st.StartFailures
+		s.WornOut += st.WornOut
+		s.Recycled += st.Recycled
+		s.ZygoteRestarts += st.ZygoteRestarts
+		s.ZygotesReplaced += st.ZygotesReplaced
+		if s.StartError == "" {
+			s.StartError = st.StartError
+		}
+		for _, c := range st.Caches {
+			i, ok := caches[c.Name]
+			if !ok {
+				caches[c.Name] = len(s.Caches)
+				s.Caches = append(s.Caches, CacheStats{Name: c.Name})
+				i = len(s.Caches) - 1
+			}
+			s.Caches[i].CacheCounts = addCounts(s.Caches[i].CacheCounts, c.CacheCounts)
+		}
+	}
+	if e.opts.Cache != nil {
+		env := e.opts.Cache.Stats()
+		s.Caches = append(s.Caches, CacheStats{Name: "environments", CacheCounts: CacheCounts{
+			Hits: env.Hits, Misses: env.Misses, Evictions: env.Evictions, Entries: env.Environments, Bytes: int(env.DiskBytes)}})
 	}
 	return s
+}
+
+// Processes lists every environment's zygotes and task processes.
+func (e *EnvExecutor) Processes() []ProcessInfo {
+	var out []ProcessInfo
+	for _, x := range e.executors() {
+		out = append(out, x.Processes()...)
+	}
+	return out
+}
+
+// Recycle asks the executor that owns pid to replace it (ZygoteExecutor.Recycle).
+func (e *EnvExecutor) Recycle(pid int, why string) bool {
+	for _, x := range e.executors() {
+		if x.Recycle(pid, why) {
+			return true
+		}
+	}
+	return false
 }
 
 // CodeCacheCounts adds up the executors' compiled-code caches.
@@ -448,19 +490,16 @@ func (e *EnvExecutor) VerdictCacheCounts() CacheCounts {
 }
 
 func (e *EnvExecutor) sumCounts(of func(*ZygoteExecutor) CacheCounts) CacheCounts {
-	e.mu.Lock()
-	execs := e.executorsLocked()
-	e.mu.Unlock()
 	var c CacheCounts
-	for _, x := range execs {
-		n := of(x)
-		c.Hits += n.Hits
-		c.Misses += n.Misses
-		c.Evictions += n.Evictions
-		c.Entries += n.Entries
-		c.Bytes += n.Bytes
+	for _, x := range e.executors() {
+		c = addCounts(c, of(x))
 	}
 	return c
+}
+
+func addCounts(a, b CacheCounts) CacheCounts {
+	return CacheCounts{Hits: a.Hits + b.Hits, Misses: a.Misses + b.Misses, Evictions: a.Evictions + b.Evictions,
+		Entries: a.Entries + b.Entries, Bytes: a.Bytes + b.Bytes}
 }
 
 // EnvCacheStats is the environment cache's counts, or zero without one.
@@ -479,6 +518,14 @@ func (e *EnvExecutor) ZygotePID() int {
 		return 0
 	}
 	return e.def.ZygotePID()
+}
+
+// executors are the executors of the default environment and of the
+// environments in use now.
+func (e *EnvExecutor) executors() []*ZygoteExecutor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.executorsLocked()
 }
 
 func (e *EnvExecutor) executorsLocked() []*ZygoteExecutor {

@@ -248,7 +248,7 @@ func (e *ZygoteExecutor) Start(ctx context.Context) error {
 	for i, slot := range e.slots {
 		slot.set(zygotes[i])
 		e.goTracked(func() {
-			if err := slot.supervise(e.ctx, e.sched.wake); err != nil {
+			if err := slot.supervise(e.ctx, func() { e.sched.zygoteUp(slot) }); err != nil {
 				e.mu.Lock()
 				e.closeErrs = append(e.closeErrs, err)
 				e.mu.Unlock()
@@ -287,12 +287,14 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 		return Result{Err: refused}
 	}
 	t.analyzed = known
+	queued := time.Now()
 	w, err := e.sched.acquire(ctx, t.Priority)
+	waited := time.Since(queued)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Result{Err: CancelledError()}
+			return Result{Err: CancelledError(), Waited: waited}
 		}
-		return Result{Err: internalError("%v", err)}
+		return Result{Err: internalError("%v", err), Waited: waited}
 	}
 	run := e.opts.taskRun(w.proc, t)
 	if t.Code != "" && t.Mode != "" && e.code != nil {
@@ -310,6 +312,7 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 	if !known {
 		e.verdicts.record(t.Code, res)
 	}
+	res.Waited = waited
 	return res
 }
 
@@ -318,10 +321,44 @@ type Stats struct {
 	Ready, Busy, Starting, Waiting int
 	// ArrivalRate is the recent rate of tasks, per second.
 	ArrivalRate float64
+	// Zygotes is how many zygotes are up.
+	Zygotes int
+
+	// Counts since the executor started: task processes that became ready,
+	// and starts that failed; reuse workers replaced after MaxExecutions
+	// tasks (WornOut) or at Recycle's request (Recycled); zygotes that
+	// exited and were restarted, and those replaced at Recycle's request.
+	Started, StartFailures, WornOut, Recycled uint64
+	ZygoteRestarts, ZygotesReplaced           uint64
+	// StartError is why starts fail while they keep failing (Capacity is
+	// then 0); empty otherwise.
+	StartError string
+	// Caches are the executor's caches, by name: "verdicts", the static
+	// analysis's verdicts, and "code", the compiled code.
+	Caches []CacheStats
+}
+
+// CacheStats is one cache's use since the executor started.
+type CacheStats struct {
+	Name string
+	CacheCounts
 }
 
 // Stats reports the pool's current state.
-func (e *ZygoteExecutor) Stats() Stats { return e.sched.stats() }
+func (e *ZygoteExecutor) Stats() Stats {
+	st := e.sched.stats()
+	for _, slot := range e.slots {
+		slot.mu.Lock()
+		if slot.current != nil {
+			st.Zygotes++
+		}
+		st.ZygoteRestarts += slot.restarts
+		st.ZygotesReplaced += slot.replaced
+		slot.mu.Unlock()
+	}
+	st.Caches = []CacheStats{{"verdicts", e.verdicts.Counts()}, {"code", e.code.counts()}}
+	return st
+}
 
 // CodeCacheCounts reports the compiled-code cache's counts.
 func (e *ZygoteExecutor) CodeCacheCounts() CacheCounts { return e.code.counts() }

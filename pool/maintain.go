@@ -34,6 +34,7 @@ func (s *scheduler) maintain(ctx context.Context) {
 		case <-ticker.C:
 			s.retire()
 		}
+		s.replaceIdleZygotes()
 		for ctx.Err() == nil {
 			slot, short := s.nextSpawn()
 			if short {
@@ -63,16 +64,19 @@ func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 	if s.failures >= failingAfter {
 		// No capacity means no tasks and so no demand: probe, one start
 		// at a time, within MaxWorkers.
-		room := s.opts.MaxWorkers - len(s.idle) - s.busy
+		room := s.opts.MaxWorkers - len(s.idle) - len(s.busy)
 		n = min(max(n, 1), 1-s.starting, room)
 	}
 	if n <= 0 {
 		return nil, false
 	}
+	slot = s.pickSlotLocked()
+	if slot == nil {
+		return nil, false // the only zygote is being replaced: spawn on the new one
+	}
 	if !s.budget.take() {
 		return nil, s.waiters.Len() > 0
 	}
-	slot = s.pickSlotLocked()
 	s.inflight[slot]++
 	s.inflightTotal++
 	s.starting++
@@ -85,7 +89,7 @@ func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 // waiters, at least MinWorkers. Never more than MaxWorkers in all.
 func (s *scheduler) needLocked() int {
 	o := s.opts
-	total := len(s.idle) + s.busy + s.starting
+	total := len(s.idle) + len(s.busy) + s.starting
 	room := o.MaxWorkers - total
 	if room <= 0 {
 		return 0
@@ -100,10 +104,16 @@ func (s *scheduler) needLocked() int {
 	return min(want, room)
 }
 
-// pickSlotLocked is the live zygote with the fewest spawns under way.
+// pickSlotLocked is the live zygote with the fewest spawns under way, nil
+// when the only one is being replaced.
 func (s *scheduler) pickSlotLocked() *zygoteSlot {
 	var best *zygoteSlot
+	replacing := false
 	for _, slot := range s.slots {
+		if s.replacing[slot] {
+			replacing = true
+			continue
+		}
 		if !slot.up() {
 			continue
 		}
@@ -111,7 +121,7 @@ func (s *scheduler) pickSlotLocked() *zygoteSlot {
 			best = slot
 		}
 	}
-	if best == nil {
+	if best == nil && !replacing {
 		best = s.slots[0] // all restarting: wait for the first
 	}
 	return best
@@ -128,7 +138,7 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 	if err != nil {
 		s.starting--
 		if ctx.Err() == nil {
-			s.startFailedLocked()
+			s.startFailedLocked(err)
 			s.log.Warn("could not start a task process", "error", err)
 		}
 		s.mu.Unlock()
@@ -145,7 +155,7 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 	closed := s.closed != nil
 	if err != nil || closed {
 		if err != nil && !closed {
-			s.startFailedLocked()
+			s.startFailedLocked(err)
 		}
 		s.mu.Unlock()
 		if err != nil && !closed {
@@ -155,7 +165,8 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 		s.wake()
 		return
 	}
-	s.failures = 0
+	s.failures, s.startErr = 0, nil
+	s.counts.started++
 	s.spawnTime = (s.spawnTime*7 + time.Since(started)) / 8
 	s.handOutLocked(&worker{proc: proc})
 	s.mu.Unlock()
@@ -176,8 +187,10 @@ func (s *scheduler) spawnOn(ctx context.Context, slot *zygoteSlot) (taskProcess,
 
 // startFailedLocked counts a start that failed (the zygote could not fork,
 // or the process died or hung before it was ready) and backs off.
-func (s *scheduler) startFailedLocked() {
+func (s *scheduler) startFailedLocked(err error) {
 	s.failures++
+	s.counts.startFailures++
+	s.startErr = err
 	s.backoffUntil = time.Now().Add(min(time.Duration(s.failures)*100*time.Millisecond, 2*time.Second))
 }
 
@@ -193,23 +206,33 @@ func (s *scheduler) failing() bool {
 func (s *scheduler) retire() {
 	now := time.Now()
 	s.mu.Lock()
-	keep := s.idle[:0]
-	var gone []*worker
-	for i, w := range s.idle {
+	n := len(s.idle)
+	gone := s.takeIdleLocked(func(i int, w *worker) bool {
 		// The oldest come first; the newest MinWorkers always stay.
-		tooMany := len(s.idle)-i > s.opts.MinWorkers
-		if w.dead() || (tooMany && now.Sub(w.idleSince) > s.opts.MaxIdleTime) {
-			gone = append(gone, w)
+		tooMany := n-i > s.opts.MinWorkers
+		return w.dead() || (tooMany && now.Sub(w.idleSince) > s.opts.MaxIdleTime)
+	})
+	s.mu.Unlock()
+	for _, w := range gone {
+		s.gone(w)
+	}
+}
+
+// takeIdleLocked removes from the ready processes those for which take
+// (given each one's place, oldest first) says so, and returns them.
+func (s *scheduler) takeIdleLocked(take func(i int, w *worker) bool) []*worker {
+	keep := s.idle[:0]
+	var taken []*worker
+	for i, w := range s.idle {
+		if take(i, w) {
+			taken = append(taken, w)
 			continue
 		}
 		keep = append(keep, w)
 	}
 	clear(s.idle[len(keep):])
 	s.idle = keep
-	s.mu.Unlock()
-	for _, w := range gone {
-		s.gone(w)
-	}
+	return taken
 }
 
 // awaitReady reads the ready frame a task process sends once its fences

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -70,6 +71,33 @@ type TaskError struct {
 
 func (e *TaskError) Error() string { return e.Message }
 
+// The per-task limits a TaskError may report hitting (Limit).
+const (
+	LimitMemory  = "memory"
+	LimitCPU     = "cpu"
+	LimitResult  = "result"
+	LimitTimeout = "timeout"
+)
+
+// Limit names the per-task limit the error reports hitting (LimitMemory,
+// LimitCPU, LimitResult, LimitTimeout), or is empty. It reads the
+// messages the pool and the task process give those errors.
+func (e *TaskError) Limit() string {
+	switch {
+	case e == nil:
+		return ""
+	case e.Kind == KindTimeout:
+		return LimitTimeout
+	case strings.HasPrefix(e.Message, "Task exceeded the memory limit"):
+		return LimitMemory
+	case strings.HasPrefix(e.Message, "Task exceeded the CPU time limit"):
+		return LimitCPU
+	case strings.HasPrefix(e.Message, "Task result is too large"), strings.HasPrefix(e.Message, "Task result of"):
+		return LimitResult
+	}
+	return ""
+}
+
 // Result is the outcome of Run: exactly one of Result and Err is set.
 type Result struct {
 	// Result is the JSON of runner:taskdone's data.result, validated.
@@ -81,6 +109,8 @@ type Result struct {
 	// AnalysisPassed: the task process reports that the code got past the
 	// static analysis (it ran, or was refused only at run time).
 	AnalysisPassed bool
+	// Waited is how long the task waited for a process.
+	Waited time.Duration
 }
 
 // ContinueOnFail is the Code node's "Continue On Fail" applied to r: a

@@ -13,8 +13,11 @@ import (
 // worker is one task process the pool holds: ready (idle) or running a task.
 type worker struct {
 	proc      taskProcess
-	tasks     int // tasks it has run (reuse mode)
+	tasks     int // tasks it has run (reuse mode), guarded by the scheduler's lock
 	idleSince time.Time
+	// recycle: Recycle asked for it to be replaced; it serves no further
+	// task (guarded by the scheduler's lock).
+	recycle bool
 }
 
 func (w *worker) dead() bool {
@@ -50,7 +53,7 @@ type scheduler struct {
 	// mu guards everything below.
 	mu       sync.Mutex
 	idle     []*worker // most recently ready last
-	busy     int
+	busy     map[*worker]struct{}
 	starting int
 	waiters  waitQueue
 	seq      uint64
@@ -65,6 +68,18 @@ type scheduler struct {
 	inflightTotal int
 	failures      int
 	backoffUntil  time.Time
+	// What the pool has done since it started, for metrics (Stats).
+	counts counters
+	// startErr is why the last start failed; replacing marks the zygotes
+	// being replaced at Recycle's request (recycle.go), which take no spawn.
+	startErr      error
+	replacing     map[*zygoteSlot]bool
+	recycleZygote map[*zygoteSlot]string // why, for those Recycle asked for
+}
+
+// counters are what the pool has done since it started.
+type counters struct {
+	started, startFailures, wornOut, recycled uint64
 }
 
 func newScheduler(opts Options, slots []*zygoteSlot, goTracked func(func()), log *slog.Logger) *scheduler {
@@ -72,6 +87,8 @@ func newScheduler(opts Options, slots []*zygoteSlot, goTracked func(func()), log
 		opts: opts, slots: slots, log: log, goTracked: goTracked,
 		wakeCh: make(chan struct{}, 1), spawnTime: 5 * time.Millisecond,
 		inflight: map[*zygoteSlot]int{}, budget: opts.budget,
+		busy: map[*worker]struct{}{}, replacing: map[*zygoteSlot]bool{},
+		recycleZygote: map[*zygoteSlot]string{},
 	}
 	if s.budget != nil {
 		s.budget.join(s)
@@ -112,7 +129,7 @@ func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error)
 		return nil, s.closed
 	}
 	if w := s.popIdleLocked(); w != nil {
-		s.busy++
+		s.busy[w] = struct{}{}
 		// Refill now only if the pool is running dry; otherwise after this
 		// task, so that starting its replacement does not compete with it
 		// for the CPU.
@@ -154,7 +171,7 @@ func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error)
 	// the pool has closed since.
 	if w := <-wt.ch; w != nil {
 		s.mu.Lock()
-		s.busy--
+		delete(s.busy, w)
 		closed := s.closed != nil
 		if !closed {
 			s.handOutLocked(w)
@@ -179,13 +196,20 @@ func (s *scheduler) closedErr() error {
 // release takes a process back after its task. alive: it finished the task
 // cleanly and still serves (it may be reused).
 func (s *scheduler) release(w *worker, alive bool) {
-	w.tasks++
 	s.mu.Lock()
-	s.busy--
-	if s.opts.Reuse && alive && w.tasks < s.opts.MaxExecutions && s.closed == nil && !w.dead() {
+	w.tasks++
+	delete(s.busy, w)
+	if s.opts.Reuse && alive && w.tasks < s.opts.MaxExecutions && s.closed == nil && !w.dead() && !w.recycle {
 		s.handOutLocked(w)
 		s.mu.Unlock()
 		return
+	}
+	switch {
+	case !s.opts.Reuse || !alive:
+	case w.recycle:
+		s.counts.recycled++
+	case w.tasks >= s.opts.MaxExecutions:
+		s.counts.wornOut++
 	}
 	s.mu.Unlock()
 	// Isolated: it exits by itself after its task. Worn out or broken: the
@@ -198,7 +222,7 @@ func (s *scheduler) release(w *worker, alive bool) {
 func (s *scheduler) handOutLocked(w *worker) {
 	if s.waiters.Len() > 0 {
 		wt := heap.Pop(&s.waiters).(*waiter)
-		s.busy++
+		s.busy[w] = struct{}{}
 		wt.ch <- w
 		return
 	}
@@ -259,6 +283,12 @@ func (s *scheduler) closeAll(why error) {
 func (s *scheduler) stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Ready: len(s.idle), Busy: s.busy, Starting: s.starting, Waiting: s.waiters.Len(),
-		ArrivalRate: s.rate.perSecond(time.Now())}
+	st := Stats{Ready: len(s.idle), Busy: len(s.busy), Starting: s.starting, Waiting: s.waiters.Len(),
+		ArrivalRate: s.rate.perSecond(time.Now()),
+		Started:     s.counts.started, StartFailures: s.counts.startFailures,
+		WornOut: s.counts.wornOut, Recycled: s.counts.recycled}
+	if s.failures >= failingAfter && s.startErr != nil {
+		st.StartError = s.startErr.Error()
+	}
+	return st
 }

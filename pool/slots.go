@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -16,14 +17,20 @@ type zygoteSlot struct {
 	spec   ProcessSpec
 	logger *slog.Logger
 
-	// mu guards current and ready.
+	// replaceCh asks the supervisor to replace the live zygote (Recycle).
+	replaceCh chan string
+
+	// mu guards the fields below.
 	mu      sync.Mutex
 	current *zygote       // nil while (re)starting
 	ready   chan struct{} // closed when current is set; replaced on death
+	// restarts counts zygotes that exited and were replaced; replaced
+	// those replaced on request.
+	restarts, replaced uint64
 }
 
 func newZygoteSlot(spec ProcessSpec) *zygoteSlot {
-	return &zygoteSlot{spec: spec, logger: spec.Logger, ready: make(chan struct{})}
+	return &zygoteSlot{spec: spec, logger: spec.Logger, ready: make(chan struct{}), replaceCh: make(chan string, 1)}
 }
 
 func (s *zygoteSlot) set(z *zygote) {
@@ -66,15 +73,24 @@ func (s *zygoteSlot) supervise(ctx context.Context, restarted func()) error {
 	s.mu.Unlock()
 	backoff := 100 * time.Millisecond
 	for {
+		replacing := false
 		select {
 		case <-ctx.Done():
 			return z.close()
 		case <-z.dead:
+			s.logger.Warn("Python zygote exited; starting a new one", "error", z.deadErr)
+		case why := <-s.replaceCh:
+			replacing = true
+			s.logger.Info(fmt.Sprintf("Replacing Python zygote %d: %s", z.cmd.Process.Pid, why))
 		}
-		s.logger.Warn("Python zygote exited; starting a new one", "error", z.deadErr)
 		s.mu.Lock()
 		s.current = nil
 		s.ready = make(chan struct{})
+		if replacing {
+			s.replaced++
+		} else {
+			s.restarts++
+		}
 		s.mu.Unlock()
 		closeErr := z.close()
 		for {

@@ -20,6 +20,7 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal,
 		Code: t.settings.Code, Mode: t.settings.NodeMode})
 	took := time.Since(t.started)
+	r.opts.Observer.TaskRan(res.Waited, res.Err.Limit())
 	outcome := "success"
 
 	if res.Err != nil {

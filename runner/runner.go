@@ -40,6 +40,10 @@ type Observer interface {
 	Connected(up bool)
 	Registered()
 	TaskAccepted()
+	// TaskRan comes once for every task the executor ran, before its
+	// TaskFinished: waited is how long it waited for a process; limit names
+	// the per-task limit it hit (pool.TaskError.Limit), or is empty.
+	TaskRan(waited time.Duration, limit string)
 	// TaskFinished: outcome is "success", "error", "cancelled" or "timeout";
 	// took is settings to result.
 	TaskFinished(outcome string, took time.Duration)
@@ -234,6 +238,7 @@ type nopObserver struct{}
 func (nopObserver) Connected(bool)                     {}
 func (nopObserver) Registered()                        {}
 func (nopObserver) TaskAccepted()                      {}
+func (nopObserver) TaskRan(time.Duration, string)      {}
 func (nopObserver) TaskFinished(string, time.Duration) {}
 func (nopObserver) TaskRejected(string)                {}
 func (nopObserver) OffersOpen(int)                     {}

@@ -59,7 +59,7 @@ func execCommand(args []string, secrets bootstrap.Secrets) int {
 		return 1
 	}
 	logger := slog.New(runnerlog.New(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
-	exec, cleanup, err := startPool(ctx, cfg, logger)
+	exec, cleanup, err := startPool(ctx, cfg, nil, logger)
 	if errors.Is(err, envcache.ErrNoInterpreter) {
 		printConfigProblems("pyrunner exec", err)
 		return 1

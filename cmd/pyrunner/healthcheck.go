@@ -23,17 +23,9 @@ func healthcheckCommand(args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	host := os.Getenv("N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST")
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	port := os.Getenv("N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT")
-	if _, err := strconv.Atoi(port); err != nil {
-		port = "5681"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	url := "http://" + net.JoinHostPort(host, port) + *path
+	url := "http://" + net.JoinHostPort(healthAddress()) + *path
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -47,4 +39,19 @@ func healthcheckCommand(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// healthAddress is the health server's host and port as the environment
+// configures them, reached from this machine (an any-address becomes
+// loopback).
+func healthAddress() (host, port string) {
+	host = os.Getenv("N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST")
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	port = os.Getenv("N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT")
+	if _, err := strconv.Atoi(port); err != nil {
+		port = "5681"
+	}
+	return host, port
 }

@@ -23,6 +23,7 @@ Usage:
   pyrunner demo      start an embedded fake n8n broker, run pyrunner against it, show results
   pyrunner exec      run a Code-node snippet on items through the same pool and sandbox, print JSON
   pyrunner healthcheck [-path /readyz]   exit 0 if the running pyrunner's health endpoint answers 200
+  pyrunner report [-url http://host:port] [-o report.md]   a markdown performance report from a running pyrunner's /stats
   pyrunner version   print the version
   pyrunner help      this text
 
@@ -75,6 +76,8 @@ func main() {
 		os.Exit(execCommand(os.Args[2:], secrets))
 	case "healthcheck":
 		os.Exit(healthcheckCommand(os.Args[2:]))
+	case "report":
+		os.Exit(reportCommand(os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("pyrunner", version)
 	case "help", "--help", "-h":

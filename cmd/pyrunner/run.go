@@ -72,7 +72,8 @@ func runCommand(args []string, secrets bootstrap.Secrets) int {
 	}()
 
 	m := metrics.New()
-	exec, cleanup, err := startPool(startCtx, cfg, logger)
+	state := metrics.NewState(m, time.Now)
+	exec, cleanup, err := startPool(startCtx, cfg, state.EnvironmentBuilt, logger)
 	close(started)
 	if startCtx.Err() != nil {
 		if err == nil {
@@ -93,9 +94,10 @@ func runCommand(args []string, secrets bootstrap.Secrets) int {
 	defer cleanup()
 	defer exec.Close()
 
-	state := metrics.NewState(m, exec.Capacity)
+	mon, gated := startMonitor(m, state, exec, monitorOptions(cfg, logger))
+	defer mon.Close()
 	if cfg.Broker.HealthEnabled {
-		srv, err := metrics.Listen(cfg.Broker.HealthHost, int(cfg.Broker.HealthPort), state, m, logger)
+		srv, err := metrics.Listen(cfg.Broker.HealthHost, int(cfg.Broker.HealthPort), mon, m, logger)
 		if err != nil {
 			logger.Error(err.Error())
 			return 1
@@ -111,7 +113,7 @@ func runCommand(args []string, secrets bootstrap.Secrets) int {
 		MaxPayload:              int(cfg.Broker.MaxPayload),
 		Logger:                  logger,
 		Observer:                state,
-	}, exec)
+	}, gated)
 
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/pyrunner/pyrunner/envcache"
 	"github.com/pyrunner/pyrunner/internal/config"
@@ -19,7 +20,7 @@ import (
 // the runtime and starts the executor: what `run` and `exec` share. The
 // returned cleanup removes the tasks' directory and lets go of the task
 // users; call it after the executor's Close.
-func startPool(ctx context.Context, cfg *config.Config, logger *slog.Logger) (pool.Executor, func(), error) {
+func startPool(ctx context.Context, cfg *config.Config, onBuilt func(time.Duration, error), logger *slog.Logger) (pool.Executor, func(), error) {
 	removeStaleTasksDirs(logger)
 	tasks, err := createTasksDir()
 	if err != nil {
@@ -77,7 +78,7 @@ func startPool(ctx context.Context, cfg *config.Config, logger *slog.Logger) (po
 	if cfg.Pool.Isolation == config.IsolationSpawn {
 		exec = pool.NewSpawnExecutor(opts)
 	} else {
-		envs, err := openEnvCache(ctx, cfg, in, cacheDir, pyCfg, logger)
+		envs, err := openEnvCache(ctx, cfg, in, cacheDir, pyCfg, onBuilt, logger)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -165,7 +166,7 @@ func pythonEnv(cfg *config.Config) []string {
 // or returns nil when this interpreter cannot build environments (no venv
 // or pip, and no uv): tasks then run in the interpreter as it is, and a
 // Code node that asks for packages is told why it cannot have them.
-func openEnvCache(ctx context.Context, cfg *config.Config, in envcache.Interpreter, cacheDir string, pyCfg python.Config, logger *slog.Logger) (*envcache.Cache, error) {
+func openEnvCache(ctx context.Context, cfg *config.Config, in envcache.Interpreter, cacheDir string, pyCfg python.Config, onBuilt func(time.Duration, error), logger *slog.Logger) (*envcache.Cache, error) {
 	installer := "pip"
 	if _, err := exec.LookPath("uv"); err == nil {
 		installer = "uv"
@@ -185,7 +186,7 @@ func openEnvCache(ctx context.Context, cfg *config.Config, in envcache.Interpret
 	return envcache.OpenCache(envcache.CacheOptions{
 		Dir: filepath.Join(cacheDir, "envs"), Interpreter: in, Installer: installer, Usable: usable,
 		MaxEnvironments: int(cfg.Packages.MaxEnvironments), MaxDiskBytes: int64(cfg.Packages.MaxDiskMB) << 20,
-		TTL: cfg.Packages.EnvTTL.Duration(), BuildConcurrency: int(cfg.Packages.BuildConcurrency), Logger: logger,
+		TTL: cfg.Packages.EnvTTL.Duration(), BuildConcurrency: int(cfg.Packages.BuildConcurrency), Logger: logger, OnBuilt: onBuilt,
 	})
 }
 

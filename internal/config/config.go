@@ -20,6 +20,7 @@ type Config struct {
 	Pool     Pool
 	Limits   Limits
 	Packages Packages
+	Metrics  Metrics
 }
 
 // Load reads every section through lookup and checks them all: what
@@ -53,6 +54,8 @@ func load(ctx context.Context, lookup envconfig.Lookuper, checkBroker bool) (*Co
 	problems = append(append(problems, limitsProblems...), c.Limits.Validate()...)
 	packagesProblems, _ := read(ctx, lookup, &c.Packages)
 	problems = append(append(problems, packagesProblems...), c.Packages.Validate()...)
+	metricsProblems, _ := read(ctx, lookup, &c.Metrics)
+	problems = append(append(problems, metricsProblems...), c.Metrics.Validate()...)
 	return &c, errors.Join(problems...)
 }
 

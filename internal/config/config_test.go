@@ -45,6 +45,8 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 			BuildConcurrency: 2, MaxEnvironments: 20, MaxDiskMB: 10240, EnvTTL: 3600000, CleanupInterval: 60000,
 			MaxCodeSize: 1000, CodeTTL: 1800000, MaxMemory: 1073741824,
 		},
+		Metrics: Metrics{SampleInterval: 5000, HighLatency: 5000, MemoryLeak: 500, HighErrorRate: 0.1, CacheMiss: 0.3,
+			MinAvailableMemory: 256, MinFreeDisk: 512},
 	}
 	if len(c.Limits.BuiltinsDeny) != 22 {
 		t.Fatalf("builtins deny has %d names, want n8n's 22", len(c.Limits.BuiltinsDeny))
@@ -277,5 +279,46 @@ func TestRequirements(t *testing.T) {
 	_, err = Load(context.Background(), envconfig.MapLookuper(map[string]string{"N8N_RUNNERS_GRANT_TOKEN": "g", "N8N_PYTHON_REQUIREMENTS": "numpy, pandas>=>2"}))
 	if err == nil || !strings.Contains(err.Error(), `N8N_PYTHON_REQUIREMENTS: line 1: "pandas>=>2" is not a valid requirement`) {
 		t.Fatalf("an invalid requirement: %v", err)
+	}
+}
+
+func TestMetricsThresholds(t *testing.T) {
+	c, err := loadEnv(t, map[string]string{"N8N_RUNNERS_GRANT_TOKEN": "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := c.Metrics.Thresholds(time.Minute)
+	if th.HighLatency != 5*time.Second || th.MemoryLeak != 500<<20 || th.MinAvailableMemory != 256<<20 || th.PoolExhaustedAfter != time.Minute {
+		t.Fatalf("thresholds %+v", th)
+	}
+}
+
+// TestMetricsReportsEveryProblem: every bad value is named at once.
+func TestMetricsReportsEveryProblem(t *testing.T) {
+	_, err := loadEnv(t, map[string]string{
+		"N8N_RUNNERS_GRANT_TOKEN":                      "t",
+		"N8N_PYTHON_METRICS_SAMPLE_INTERVAL":           "50",
+		"N8N_PYTHON_METRICS_HIGH_LATENCY_THRESHOLD":    "soon",
+		"N8N_PYTHON_METRICS_MEMORY_LEAK_THRESHOLD":     "-1",
+		"N8N_PYTHON_METRICS_HIGH_ERROR_RATE_THRESHOLD": "1.5",
+		"N8N_PYTHON_METRICS_CACHE_MISS_THRESHOLD":      "lots",
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		"N8N_PYTHON_METRICS_SAMPLE_INTERVAL must be 0 (off) or at least 100 ms, got 50",
+		"Environment variable N8N_PYTHON_METRICS_HIGH_LATENCY_THRESHOLD must be an integer, got 'soon'",
+		"N8N_PYTHON_METRICS_MEMORY_LEAK_THRESHOLD must not be negative (0 turns the alert off), got -1",
+		"N8N_PYTHON_METRICS_HIGH_ERROR_RATE_THRESHOLD must be between 0 (off) and 1, got 1.5",
+		"Environment variable N8N_PYTHON_METRICS_CACHE_MISS_THRESHOLD must be a number, got 'lots'",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 5 {
+		t.Errorf("%d problems, want 5:\n%s", n, got)
 	}
 }
