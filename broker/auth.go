@@ -40,7 +40,7 @@ func (e *StatusError) Unwrap() error {
 }
 
 // FetchGrant exchanges the auth token for a single-use grant token
-// (reference §2.1). brokerURI is N8N_RUNNERS_TASK_BROKER_URI.
+// (docs/protocol.md §2.1). brokerURI is N8N_RUNNERS_TASK_BROKER_URI.
 func FetchGrant(ctx context.Context, client *http.Client, brokerURI, authToken string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, AuthRequestTimeout)
 	defer cancel()

@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// WSPath is where every n8n runner connects (reference §3.1).
+// WSPath is where every n8n runner connects (docs/protocol.md §3.1).
 const WSPath = "/runners/_ws"
 
 // ErrGrantUsed is returned by Dialer.Run when the single connection a
@@ -175,6 +175,7 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 		maxB = 5 * time.Second
 	}
 	backoff := minB
+	failures := 0 // attempts in a row that could not connect
 	for {
 		conn, err := d.Connect(ctx)
 		if ctx.Err() != nil {
@@ -194,12 +195,16 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 			} else {
 				logger.Warn(fmt.Sprintf("Failed to connect to broker: %v - retrying...", err))
 			}
+			if failures++; failures == unreachableHintAfter {
+				logger.Warn(d.unreachableHint(failures))
+			}
 			if !sleep(ctx, jitter(backoff)) {
 				return ctx.Err()
 			}
 			backoff = min(backoff*2, maxB)
 			continue
 		}
+		failures = 0
 		logger.Info("Connected to broker")
 		connected := time.Now()
 		err = serve(ctx, conn)
@@ -208,7 +213,7 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 			return err
 		}
 		if d.AuthToken == "" {
-			return fmt.Errorf("%w: connection ended (%v); without N8N_RUNNERS_AUTH_TOKEN pyrunner cannot reconnect", ErrGrantUsed, err)
+			return fmt.Errorf("%w: connection ended (%v)", ErrGrantUsed, err)
 		}
 		d.failed(fmt.Errorf("connection lost: %w", err))
 		if time.Since(connected) >= stableConnection {
@@ -220,6 +225,24 @@ func (d *Dialer) Run(ctx context.Context, serve func(ctx context.Context, c *Con
 		}
 		backoff = min(backoff*2, maxB)
 	}
+}
+
+// unreachableHintAfter is how many failed attempts in a row (a few
+// seconds of backoff) come before the log says, once per outage, what to
+// check.
+const unreachableHintAfter = 5
+
+// unreachableHint says what usually stands between a runner and n8n's
+// broker.
+func (d *Dialer) unreachableHint(failures int) string {
+	hint := fmt.Sprintf("Still cannot connect to the n8n task broker at %s after %d attempts; retrying until it answers. Check that "+
+		"n8n runs with N8N_RUNNERS_MODE=external, that its broker listens where N8N_RUNNERS_TASK_BROKER_URI points "+
+		"(n8n's N8N_RUNNERS_BROKER_LISTEN_ADDRESS, 127.0.0.1 by default, and N8N_RUNNERS_BROKER_PORT, 5679 by default) "+
+		"and can be reached from here", d.BrokerURI, failures)
+	if d.AuthToken != "" {
+		hint += ", and that N8N_RUNNERS_AUTH_TOKEN is the same as n8n's"
+	}
+	return hint
 }
 
 // stableConnection is how long a connection must have lasted for the next

@@ -3,7 +3,9 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +118,36 @@ func TestDialerBacksOffFromConnectionsThatDropAtOnce(t *testing.T) {
 	// slow machine cannot break.
 	if gap := at[5].Sub(at[4]); gap < 160*time.Millisecond {
 		t.Fatalf("fifth reconnect after %s, want the backoff grown to 160ms", gap)
+	}
+}
+
+// TestDialerSaysOnceWhatToCheck: a broker nobody answers at is retried
+// for ever; after a few attempts the log says, once, what to check.
+func TestDialerSaysOnceWhatToCheck(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := b.URL()
+	b.Close() // nothing listens there now
+	logs := &fakebroker.SyncBuffer{}
+	d := &broker.Dialer{BrokerURI: uri, RunnerID: "r", AuthToken: "test-token",
+		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	attempts := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	d.OnFailure = func(error) {
+		if attempts++; attempts == 12 {
+			cancel()
+		}
+	}
+	_ = d.Run(ctx, func(context.Context, *broker.Conn) error { return nil })
+	out := logs.String()
+	if n := strings.Count(out, "Still cannot connect to the n8n task broker"); n != 1 {
+		t.Fatalf("the hint was logged %d times over %d attempts, want once:\n%s", n, attempts, out)
+	}
+	for _, want := range []string{"N8N_RUNNERS_MODE=external", "N8N_RUNNERS_BROKER_LISTEN_ADDRESS", "N8N_RUNNERS_AUTH_TOKEN", uri} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the hint does not mention %s:\n%s", want, out)
+		}
 	}
 }

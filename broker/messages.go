@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
+	"github.com/pyrunner/pyrunner/internal/jsonscan"
 )
 
-// Message types, from n8n's TR/message-types.ts (reference §4).
+// Message types, n8n's (docs/protocol.md §4).
 const (
 	// Broker to runner.
 	TypeInfoRequest      = "broker:inforequest"
@@ -35,7 +35,7 @@ const (
 	TypeNodeTypesRequest = "runner:nodetypesrequest"
 )
 
-// Rejection reasons, exactly as n8n's runners send them (reference §4.2).
+// Rejection reasons, exactly as n8n's runners send them (docs/protocol.md §4.3).
 const (
 	ReasonOfferExpired = "Offer expired - not accepted within validity window"
 	ReasonAtCapacity   = "No open task slots - runner already at capacity"
@@ -47,8 +47,8 @@ const (
 var ErrMalformed = errors.New("malformed message")
 
 // Message is every message of the protocol, in both directions, flattened
-// into one struct: each type uses a subset of the fields (reference §4.1,
-// §4.2). Unknown fields are ignored when decoding, so a newer broker that adds
+// into one struct: each type uses a subset of the fields (docs/protocol.md
+// §4.1, §4.2). Unknown fields are ignored when decoding, so a newer broker that adds
 // fields does not break us. Fields whose content the runner only passes
 // through (settings, results, params) stay raw JSON and are never decoded
 // here.

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // The benchmarks run the built pyrunner against the fake broker, through
@@ -43,11 +44,11 @@ func jsonItems(n int) []map[string]any {
 }
 
 var benchWorkloads = []benchWorkload{
-	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: metrics.TrivialCode},
+	{name: "trivial", mode: "runOnceForAllItems", items: []map[string]any{}, code: loadgen.TrivialCode},
 	{name: "json", mode: "runOnceForAllItems", items: jsonItems(10),
 		code: "import json\nout = []\nfor it in _items:\n    d = json.loads(it['json']['payload'])\n    out.append({'json': {'n': len(d['values']), 'total': sum(d['values']), 'back': json.dumps(d['meta'])}})\nreturn out"},
-	{name: "items100", mode: "runOnceForAllItems", items: metrics.CustomerItems(100), code: metrics.TransformCode},
-	{name: "items1000", mode: "runOnceForAllItems", items: metrics.CustomerItems(1000), code: metrics.TransformCode},
+	{name: "items100", mode: "runOnceForAllItems", items: loadgen.CustomerItems(100), code: loadgen.TransformCode},
+	{name: "items1000", mode: "runOnceForAllItems", items: loadgen.CustomerItems(1000), code: loadgen.TransformCode},
 }
 
 var benchModes = []struct{ name, isolation string }{
@@ -104,7 +105,7 @@ func BenchmarkTasks(b *testing.B) {
 // result latencies and the throughput.
 func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMessage, c, n int) benchResult {
 	var firstErr atomic.Value
-	res := metrics.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		out, err := broker.RunTask(ctx, settings)
@@ -139,7 +140,10 @@ func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker
 	}
 }
 
-func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
+// startBenchRunner starts the plain pyrunner against b in the given
+// isolation mode, with extra environment variables on top, and waits for
+// it to register.
+func startBenchRunner(b *fakebroker.Broker, isolation string, extra ...string) (*proc, error) {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"N8N_RUNNERS_TASK_BROKER_URI=" + b.URL(), "N8N_RUNNERS_AUTH_TOKEN=test-token",
@@ -148,6 +152,7 @@ func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
 		"N8N_RUNNERS_STDLIB_ALLOW=json", "N8N_PYTHON_ISOLATION=" + isolation,
 		"N8N_RUNNERS_LAUNCHER_LOG_LEVEL=WARNING", "GORACE=halt_on_error=1 atexit_sleep_ms=0",
 	}
+	env = append(env, extra...)
 	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = benchCommand(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -162,7 +167,7 @@ func startBenchRunner(b *fakebroker.Broker, isolation string) (*proc, error) {
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		_ = p.cmd.Process.Kill()
-		return nil, fmt.Errorf("%v: %s", err, p.out.String())
+		return nil, fmt.Errorf("%v: %s", err, excerpt.Of(p.out.String()))
 	}
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // An escape attempt and what must come of it under each allowlist setting.
@@ -18,9 +21,10 @@ import (
 // taskdone or taskerror, disclose no secret, and leave the runner serving.
 type escape struct {
 	name string
-	// code may use {{SECRET}}, {{SECRET_FILE}}, {{RUNNER_PID}}, {{BROKER_PORT}}.
+	// code may use {{SECRET}}, {{SECRET_FILE}}, {{RUNNER_PID}}, {{BROKER_PORT}},
+	// and {{MARKER}}, a number that names what the attempt leaves running.
 	code string
-	// want, by mode ("default", "typical", "wildcard", or "*" for all):
+	// want, by mode ("default", "typical", "extended", "wildcard", or "*" for all):
 	// "E:text" a taskerror whose JSON contains text, "D:text" a taskdone
 	// whose result contains text, "" either.
 	want map[string]string
@@ -29,15 +33,17 @@ type escape struct {
 // The allowlist settings every attempt runs under.
 var escapeModes = map[string]map[string]string{
 	"default":  {"N8N_RUNNERS_STDLIB_ALLOW": ""},
-	"typical":  {"N8N_RUNNERS_STDLIB_ALLOW": "json,re,datetime,math,collections,itertools,functools,base64,hashlib,random,string,time"},
+	"typical":  {"N8N_RUNNERS_STDLIB_ALLOW": typicalStdlib},
 	"wildcard": {"N8N_RUNNERS_STDLIB_ALLOW": "*", "N8N_RUNNERS_EXTERNAL_ALLOW": "*", "N8N_RUNNERS_BUILTINS_DENY": ""},
 }
 
-// sharedUID runs the wildcard attempts once more with every task as one
-// user (nobody), the way a non-root pyrunner's tasks share its user: then
-// the subreaper, not kill-by-uid, removes what tasks leave behind, and
-// RLIMIT_NPROC counts from the user's processes.
-var sharedUID = map[string]string{"N8N_PYTHON_TASK_UID": "65534"}
+// The wildcard attempts run once more with every task as one user, the
+// way a non-root pyrunner's tasks share its user: then the subreaper, not
+// kill-by-uid, removes what tasks leave behind, and RLIMIT_NPROC counts
+// from the user's processes. The user is one no other test run on the
+// machine uses (pooltest.UIDBlock), not nobody: RLIMIT_NPROC counts every
+// process of the uid, and a fork bomb in a second `make test` beside this
+// one would leave these tasks no process to fork.
 
 const violation = "E:Security violation"
 
@@ -82,13 +88,14 @@ var escapes = []escape{
 	{"pickle reduce", "import pickle\nclass E:\n    def __reduce__(self):\n        return (print, ('x',))\nreturn [{'json': {'p': len(pickle.dumps(E()))}}]", pyLevel},
 	{"operator attrgetter", "import operator\nreturn [{'json': {'g': str(operator.attrgetter('__call__.__globals__')(print))}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "E:"}},
 	{"codecs keeps os", "import codecs\nreturn [{'json': {'e': dict(codecs.os.environ) if hasattr(codecs, 'os') else {}}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:"}},
-	// Allowed modules keep references to sys and os: the Python-level checks
-	// cannot see that (nor can n8n's); the process boundary still holds.
-	{"re and enum internals", "import re\nreturn [{'json': {'e': str(re.enum.sys.modules.keys())[:40]}}]", map[string]string{"default": violation, "typical": "D:", "wildcard": "D:"}},
+	// Allowed modules keep references to sys and os: n8n's checks cannot see
+	// that; pyrunner's module views refuse them (escape_views_test.go), and with
+	// both allowlists "*" the process boundary holds.
+	{"re and enum internals", "import re\nreturn [{'json': {'e': str(re.enum.sys.modules.keys())[:40]}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:"}},
 	{"random keeps os", "import random\nrc = random._os.system('cat /proc/{{RUNNER_PID}}/environ > leak')\nreturn [{'json': {'e': dict(random._os.environ), 'leak': open('leak').read() if rc == 0 else ''}}]",
-		map[string]string{"default": violation, "typical": `D:"e":{},"leak":""`, "wildcard": `D:"e":{},"leak":""`}},
+		map[string]string{"default": violation, "typical": violation, "wildcard": `D:"e":{},"leak":""`}},
 	{"collections keeps sys", "import collections\nb = collections._sys.modules['builtins']\nreturn [{'json': {'s': b.open('{{SECRET_FILE}}').read()}}]",
-		map[string]string{"default": violation, "typical": "E:Permission denied", "wildcard": "E:Permission denied"}},
+		map[string]string{"default": violation, "typical": violation, "wildcard": "E:Permission denied"}},
 	{"int's mro gives object back", "o = int.mro()[-1]\nreturn [{'json': {'n': len(o.__subclasses__())}}]", pyLevel},
 	// ctypes, subprocess, os.system.
 	{"ctypes system", "import ctypes\nreturn [{'json': {'rc': ctypes.CDLL(None).system(b'cat /proc/*/environ > /dev/null')}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:rc"}},
@@ -130,7 +137,7 @@ var escapes = []escape{
 	// Resources.
 	{"fork bomb", "import os\nwhile True:\n    os.fork()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:Resource temporarily unavailable"}},
 	{"thread bomb", "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()", map[string]string{"default": violation, "typical": violation, "wildcard": "E:can't start new thread"}},
-	{"detached child survives", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '777'])\nreturn [{'json': {'forked': True}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:forked"}},
+	{"detached child survives", "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '{{MARKER}}'])\nreturn [{'json': {'forked': True}}]", map[string]string{"default": violation, "typical": violation, "wildcard": "D:forked"}},
 	{"memory bomb", "x = bytearray(2 * 1024 ** 3)\nreturn []", map[string]string{"*": "E:Task exceeded the memory limit of 256 MB"}},
 	{"growing memory", "l = []\nwhile True:\n    l.append(' ' * 10 ** 7)", map[string]string{"*": "E:Task exceeded the memory limit of 256 MB"}},
 	{"gigabyte of prints", "for i in range(10 ** 6):\n    print('x' * 1000)\nreturn [{'json': {'done': True}}]", map[string]string{"*": `D:"done":true`}},
@@ -152,6 +159,27 @@ var escapes = []escape{
 		map[string]string{"default": violation, "typical": `D:{\"a\": \"yy\", \"p\": 3.14}`, "wildcard": `D:{\"a\": \"yy\", \"p\": 3.14}`}},
 }
 
+// The task timeouts of the corpus's two runners. An attempt that only the
+// timeout ends ("infinite loop") runs where it is short. Every other
+// attempt runs where no loaded machine reaches it: a limit must stop those
+// (a 64 MB result, a list growing to the memory limit), and on a busy
+// 2-core machine that can take longer than 3 s, which is not a timeout
+// the attempt should be blamed for.
+const (
+	shortTaskTimeout = "3000"  // ms: "Task execution timed out after 3 seconds"
+	longTaskTimeout  = "30000" // ms
+)
+
+// endsByTimeout reports whether the outcome want is the task timeout's.
+func endsByTimeout(want string) bool { return strings.HasPrefix(want, "E:Task execution timed out") }
+
+// corpusRunner is one of a mode's two pyrunners and its broker.
+type corpusRunner struct {
+	b    *fakebroker.Broker
+	p    *proc
+	port string
+}
+
 // TestEscapeCorpus runs every escape attempt under the default, a typical
 // and the wildcard allowlists, with the network off and small limits so
 // that the bombs are quick.
@@ -164,17 +192,15 @@ func TestEscapeCorpus(t *testing.T) {
 		modes[mode] = env
 	}
 	if os.Geteuid() == 0 {
-		shared := map[string]string{}
-		for k, v := range escapeModes["wildcard"] {
-			shared[k] = v
-		}
-		for k, v := range sharedUID {
-			shared[k] = v
-		}
-		modes["wildcard-shared-uid"] = shared
+		modes["wildcard-shared-uid"] = escapeModes["wildcard"]
 	}
+	n := 0
 	for name, env := range modes {
 		mode := strings.TrimSuffix(name, "-shared-uid")
+		// What the attempts leave running is named by this run and mode
+		// alone: the check that it is gone must not see another's.
+		n++
+		marker := fmt.Sprintf("777%d%d", os.Getpid(), n)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			secret := "s3cr3t-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -182,50 +208,70 @@ func TestEscapeCorpus(t *testing.T) {
 			if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			b := startBroker(t, fakebroker.Options{AuthToken: secret})
 			runnerEnv := map[string]string{
-				"N8N_RUNNERS_AUTH_TOKEN":        unset,
-				"N8N_RUNNERS_AUTH_TOKEN_FILE":   secretFile,
-				"N8N_PYTHON_MAX_EXECUTION_TIME": "3000",
-				"N8N_PYTHON_MAX_MEMORY_MB":      "256",
-				"N8N_PYTHON_MAX_RESULT_MB":      "32",
-				"N8N_PYTHON_MAX_PROCESSES":      "16",
-				"N8N_PYTHON_NETWORK_ACCESS":     "false",
-				"N8N_RUNNERS_MAX_CONCURRENCY":   "2",
+				"N8N_RUNNERS_AUTH_TOKEN":      unset,
+				"N8N_RUNNERS_AUTH_TOKEN_FILE": secretFile,
+				"N8N_PYTHON_MAX_MEMORY_MB":    "256",
+				"N8N_PYTHON_MAX_RESULT_MB":    "32",
+				"N8N_PYTHON_MAX_PROCESSES":    "16",
+				"N8N_PYTHON_NETWORK_ACCESS":   "false",
+				"N8N_RUNNERS_MAX_CONCURRENCY": "2",
 			}
 			for k, v := range env {
 				runnerEnv[k] = v
 			}
-			p := startRegistered(t, b, runnerEnv)
-			port := b.Addr()[strings.LastIndex(b.Addr(), ":")+1:]
+			if mode != name {
+				runnerEnv["N8N_PYTHON_TASK_UID"] = strconv.Itoa(pooltest.UIDBlock(t, 1))
+			}
+			runners := map[string]*corpusRunner{}
+			for _, timeout := range []string{shortTaskTimeout, longTaskTimeout} {
+				b := startBroker(t, fakebroker.Options{AuthToken: secret})
+				p := startRunner(t, b, withEnv(runnerEnv, map[string]string{"N8N_PYTHON_MAX_EXECUTION_TIME": timeout}))
+				runners[timeout] = &corpusRunner{b: b, p: p, port: b.Addr()[strings.LastIndex(b.Addr(), ":")+1:]}
+			}
+			for _, r := range runners {
+				ctx, cancel := context.WithTimeout(context.Background(), patience)
+				err := r.b.WaitRegistered(ctx, 1)
+				cancel()
+				if err != nil {
+					t.Fatalf("runner did not register: %v", err)
+				}
+			}
 			for _, e := range escapes {
+				want, ok := e.want[mode]
+				if !ok {
+					want = e.want["*"]
+				}
+				r := runners[longTaskTimeout]
+				if endsByTimeout(want) {
+					r = runners[shortTaskTimeout]
+				}
+				b := r.b
 				code := strings.NewReplacer("{{SECRET}}", secret, "{{SECRET_FILE}}", secretFile,
-					"{{RUNNER_PID}}", strconv.Itoa(p.cmd.Process.Pid), "{{BROKER_PORT}}", port).Replace(e.code)
+					"{{RUNNER_PID}}", strconv.Itoa(r.p.cmd.Process.Pid), "{{BROKER_PORT}}", r.port, "{{MARKER}}", marker).Replace(e.code)
 				out := run(t, b, allItems(code, nil))
 				got := string(out.Result)
 				if !out.Done {
 					got = string(out.Error)
 				}
 				if strings.Contains(got, secret) || rpcsContain(out, secret) {
-					t.Errorf("%s: the secret leaked: %s", e.name, tail(got, 300))
-				}
-				want, ok := e.want[mode]
-				if !ok {
-					want = e.want["*"]
+					t.Errorf("%s: the secret leaked: %s", e.name, excerpt.Of(got))
 				}
 				if err := checkOutcome(out, want); err != nil {
 					t.Errorf("%s: %v", e.name, err)
 				}
 				// The runner is alive and the next task is served normally.
 				if next := run(t, b, allItems("return [{'json': {'alive': 1}}]", nil)); !next.Done || string(next.Result) != `[{"json":{"alive":1}}]` {
-					t.Fatalf("%s: the next task failed: %s %s", e.name, next.Result, next.Error)
+					t.Fatalf("%s: the next task failed: %s %s", e.name, excerpt.Of(string(next.Result)), excerpt.Of(string(next.Error)))
 				}
 			}
-			if _, exited := p.exitCode(0); exited {
-				t.Fatal("the runner died")
+			for _, r := range runners {
+				if _, exited := r.p.exitCode(0); exited {
+					t.Fatal("a runner died")
+				}
 			}
 			// Nothing a task started survives it.
-			if pids := processesNamed("sleep", "777"); len(pids) > 0 {
+			if pids := processesNamed("sleep", marker); len(pids) > 0 {
 				t.Errorf("processes started by tasks survived them: %v", pids)
 			}
 		})
@@ -240,11 +286,11 @@ func checkOutcome(out fakebroker.Outcome, want string) error {
 		}
 	case strings.HasPrefix(want, "E:"):
 		if out.Done || !strings.Contains(string(out.Error), want[2:]) {
-			return fmt.Errorf("want a taskerror with %q, got done=%v result=%s error=%s", want[2:], out.Done, tail(string(out.Result), 200), out.Error)
+			return fmt.Errorf("want a taskerror with %q, got done=%v result=%s error=%s", want[2:], out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 		}
 	case strings.HasPrefix(want, "D:"):
 		if !out.Done || !strings.Contains(string(out.Result), want[2:]) {
-			return fmt.Errorf("want a taskdone with %q, got done=%v result=%s error=%s", want[2:], out.Done, tail(string(out.Result), 200), out.Error)
+			return fmt.Errorf("want a taskdone with %q, got done=%v result=%s error=%s", want[2:], out.Done, excerpt.Of(string(out.Result)), excerpt.Of(string(out.Error)))
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
@@ -48,6 +49,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// patience bounds every wait for something bound to happen (a task's
+// outcome, a registration, a log line): long enough for a loaded 2-core
+// machine, and free when things go well, since each wait ends with its
+// event. Reaching it is a failure, never a measurement.
+const patience = 60 * time.Second
+
 // startBroker starts a fake n8n broker for one test.
 func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
 	t.Helper()
@@ -59,7 +66,7 @@ func startBroker(t *testing.T, opts fakebroker.Options) *fakebroker.Broker {
 		if t.Failed() {
 			var buf bytes.Buffer
 			_ = b.WriteTranscript(&buf)
-			t.Logf("broker transcript:\n%s", tail(buf.String(), 8000))
+			t.Logf("broker transcript:\n%s", excerpt.Of(buf.String()))
 		}
 		b.Close()
 	})
@@ -88,9 +95,33 @@ func startRunner(t *testing.T, b *fakebroker.Broker, env map[string]string) *pro
 // startRunnerBinary is startRunner with a chosen build of pyrunner.
 func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[string]string) *proc {
 	t.Helper()
+	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = runnerEnv(b, env)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.start()
+	return p
+}
+
+// startRunnerWithOutput is startRunner with the log going to out (a pipe
+// the test controls) instead of the test's buffer.
+func startRunnerWithOutput(t *testing.T, b *fakebroker.Broker, env map[string]string, out *os.File) *proc {
+	t.Helper()
+	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(binary)
+	p.cmd.Env = runnerEnv(b, env)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	p.start()
+	return p
+}
+
+// runnerEnv is the environment the tests start pyrunner with: the broker's
+// URI and auth token, and env on top.
+func runnerEnv(b *fakebroker.Broker, env map[string]string) []string {
 	base := map[string]string{
 		"PATH":                                  os.Getenv("PATH"),
 		"HOME":                                  os.Getenv("HOME"),
+		"TMPDIR":                                os.TempDir(), // the tests' own, which a run may keep apart from others'
 		"N8N_RUNNERS_TASK_BROKER_URI":           b.URL(),
 		"N8N_RUNNERS_AUTH_TOKEN":                "test-token",
 		"N8N_PYTHON_INTERPRETER":                testInterpreter(),
@@ -113,10 +144,14 @@ func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[s
 			list = append(list, k+"="+v)
 		}
 	}
-	p := &proc{t: t, out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = list
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	return list
+}
+
+// start starts the process and arranges for the test's end to kill it
+// (and show its output if the test failed).
+func (p *proc) start() {
+	t := p.t
+	t.Helper()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,17 +167,16 @@ func startRunnerBinary(t *testing.T, b *fakebroker.Broker, bin string, env map[s
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("pyrunner output:\n%s", tail(p.out.String(), 8000))
+			t.Logf("pyrunner output:\n%s", excerpt.Of(p.out.String()))
 		}
 	})
-	return p
 }
 
 // startRegistered starts pyrunner and waits until the broker has it.
 func startRegistered(t *testing.T, b *fakebroker.Broker, env map[string]string) *proc {
 	t.Helper()
 	p := startRunner(t, b, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		t.Fatalf("runner did not register: %v", err)
@@ -172,9 +206,9 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
-// waitOutput waits until the output contains s.
-func (p *proc) waitOutput(s string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
+// waitOutput waits until the output contains s (at most patience).
+func (p *proc) waitOutput(s string) bool {
+	deadline := time.Now().Add(patience)
 	for time.Now().Before(deadline) {
 		if strings.Contains(p.out.String(), s) {
 			return true
@@ -182,6 +216,22 @@ func (p *proc) waitOutput(s string, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// waitRunning waits until the runner has the settings of the task req was
+// accepted as: from then on it is running, not waiting for its settings.
+func (p *proc) waitRunning(req *fakebroker.Request) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	id, err := req.TaskID(ctx)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if !p.waitOutput("Received task " + id) {
+		p.t.Fatalf("the runner did not receive the settings of task %s", id)
+	}
+	return id
 }
 
 // task builds Code-node settings as n8n sends them.
@@ -203,7 +253,7 @@ func allItems(code string, items any) json.RawMessage {
 
 func run(t *testing.T, b *fakebroker.Broker, settings json.RawMessage) fakebroker.Outcome {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	out, err := b.RunTask(ctx, settings)
 	if err != nil {
@@ -220,13 +270,6 @@ func compact(t *testing.T, raw []byte) string {
 		t.Fatalf("not JSON: %s", raw)
 	}
 	return buf.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
 }
 
 // testInterpreter is the Python the tests give pyrunner.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // TestPIDOneReapsAndForwardsSignals runs pyrunner as PID 1 of a new pid
@@ -33,7 +34,7 @@ func TestPIDOneReapsAndForwardsSignals(t *testing.T) {
 	}
 	b := startBroker(t, fakebroker.Options{})
 	p := startRunnerBinary(t, b, wrapper, map[string]string{"N8N_PYTHON_POOL_MIN_WORKERS": "2"})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.WaitRegistered(ctx, 1); err != nil {
 		t.Fatalf("runner did not register: %v", err)
@@ -65,7 +66,7 @@ func TestPIDOneReapsAndForwardsSignals(t *testing.T) {
 	}
 	// Its task processes went to PID 1 and died with their zygote: PID 1
 	// must have reaped them, leaving the runner its only child.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); ; time.Sleep(50 * time.Millisecond) {
 		left := children(init)
 		if len(left) == 1 && left[0] == runner {
 			break
@@ -84,19 +85,19 @@ func TestPIDOneReapsAndForwardsSignals(t *testing.T) {
 	if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	code, exited := p.exitCode(15 * time.Second)
+	code, exited := p.exitCode(patience)
 	if !exited || code != 0 {
 		t.Fatalf("after SIGTERM to PID 1: exited %v, code %d", exited, code)
 	}
 	if !strings.Contains(p.out.String(), "Received SIGTERM") {
-		t.Fatalf("the runner did not see the SIGTERM:\n%s", tail(p.out.String(), 2000))
+		t.Fatalf("the runner did not see the SIGTERM:\n%s", excerpt.Of(p.out.String()))
 	}
 }
 
 // onlyChild waits for pid to have exactly one child and returns it.
 func onlyChild(t *testing.T, pid int) int {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c := children(pid); len(c) == 1 {
 			return c[0]
 		}

@@ -1,7 +1,7 @@
 package e2e
 
 // A client for n8n's REST API and webhooks: owner sign-in, workflows with
-// a Python Code node, their executions (reference §21.5–21.9).
+// a Python Code node, their executions (docs/n8n-observed.md §5–§9).
 
 import (
 	"bytes"
@@ -18,10 +18,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // n8nClient calls n8n's REST API and webhooks. n8n ties the auth cookie to
-// the browser-id header, so every call sends the same one (reference §21.5).
+// the browser-id header, so every call sends the same one (docs/n8n-observed.md §5).
 type n8nClient struct {
 	base string
 	http *http.Client
@@ -42,7 +44,7 @@ type n8nError struct {
 }
 
 func (e *n8nError) Error() string {
-	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, tail(e.Body, 2000))
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, excerpt.Of(e.Body))
 }
 
 // call sends body as JSON and decodes the answer's "data" into out; an
@@ -54,10 +56,10 @@ func (c *n8nClient) call(ctx context.Context, method, path string, body, out any
 	}
 	var envelope struct{ Data json.RawMessage }
 	if err := json.Unmarshal(raw, &envelope); err != nil {
-		return fmt.Errorf("%s %s: %w in %s", method, path, err, tail(string(raw), 2000))
+		return fmt.Errorf("%s %s: %w in %s", method, path, err, excerpt.Of(string(raw)))
 	}
 	if err := json.Unmarshal(envelope.Data, out); err != nil {
-		return fmt.Errorf("%s %s: %w in %s", method, path, err, tail(string(raw), 2000))
+		return fmt.Errorf("%s %s: %w in %s", method, path, err, excerpt.Of(string(raw)))
 	}
 	return nil
 }
@@ -122,7 +124,7 @@ type n8nWorkflow struct {
 }
 
 // deployPython creates and activates a Webhook → Split Out → Code workflow
-// (reference §21.6) whose Code node runs code in mode, waits until its
+// (docs/n8n-observed.md §6) whose Code node runs code in mode, waits until its
 // webhook is registered, and removes the workflow in the test's Cleanup.
 func (e *n8nEnv) deployPython(t *testing.T, code, mode string) *n8nWorkflow {
 	t.Helper()
@@ -171,7 +173,7 @@ func (c *n8nClient) deployPythonNode(t *testing.T, code, mode string, node map[s
 
 // waitWebhook polls GET /webhook/<path>: activation registers the webhook
 // asynchronously, and once it exists n8n answers that it is not registered
-// for GET, which shows the POST webhook is there (reference §21.7).
+// for GET, which shows the POST webhook is there (docs/n8n-observed.md §7).
 func (w *n8nWorkflow) waitWebhook(ctx context.Context) error {
 	for {
 		body, err := w.api.do(ctx, "GET", "/webhook/"+w.path, nil)
@@ -215,7 +217,7 @@ func (w *n8nWorkflow) send(ctx context.Context, items any) (int, []byte, error) 
 }
 
 // lastExecution waits until the workflow's newest execution has finished
-// and returns its decoded run data (reference §21.8).
+// and returns its decoded run data (docs/n8n-observed.md §8).
 func (w *n8nWorkflow) lastExecution(t *testing.T) (status string, data map[string]any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
@@ -252,7 +254,7 @@ func (w *n8nWorkflow) lastExecution(t *testing.T) (status string, data map[strin
 	return execution.Status, data
 }
 
-// remove deactivates, archives and deletes the workflow (reference §21.9).
+// remove deactivates, archives and deletes the workflow (docs/n8n-observed.md §9).
 func (w *n8nWorkflow) remove(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -279,7 +281,7 @@ func (w *n8nWorkflow) remove(ctx context.Context) error {
 	}
 }
 
-// pythonWorkflow is the workflow of reference §21.6: the webhook answers
+// pythonWorkflow is the workflow of docs/n8n-observed.md §6: the webhook answers
 // with the Code node's output items' json objects.
 func pythonWorkflow(path, code, mode string, extra map[string]any) map[string]any {
 	link := func(node string) map[string]any {

@@ -1,7 +1,7 @@
 package e2e
 
 // The harness for the tests named *N8N*: a real n8n 2.41.1 in external
-// runner mode on loopback (reference §21), a pyrunner registered at its
+// runner mode on loopback (docs/n8n-observed.md), a pyrunner registered at its
 // broker, and a REST client to deploy and trigger workflows.
 //
 // Each N8N test calls useN8N. Without a hook in TestMain every test gets
@@ -30,9 +30,10 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
-// Login of the owner account n8n is set up with (reference §21.5).
+// Login of the owner account n8n is set up with (docs/n8n-observed.md §5).
 const (
 	n8nOwnerEmail    = "owner@example.com"
 	n8nOwnerPassword = "E2eOwnerPassw0rd"
@@ -110,8 +111,8 @@ func useN8N(t *testing.T) *n8nEnv {
 		default:
 		}
 		if t.Failed() {
-			t.Logf("n8n output during the test:\n%s", tail(env.server.out.String()[n8nMark:], 8000))
-			t.Logf("pyrunner output during the test:\n%s", tail(env.runner.out.String()[runnerMark:], 8000))
+			t.Logf("n8n output during the test:\n%s", excerpt.Of(env.server.out.String()[n8nMark:]))
+			t.Logf("pyrunner output during the test:\n%s", excerpt.Of(env.runner.out.String()[runnerMark:]))
 		}
 	})
 	return env
@@ -138,7 +139,7 @@ func installN8N(t *testing.T) string {
 		n8nInstall.out = stdout.String() + stderr.String()
 	})
 	if n8nInstall.err != nil || n8nInstall.dir == "" {
-		t.Fatalf("n8n/install.sh failed (%v):\n%s", n8nInstall.err, tail(n8nInstall.out, 8000))
+		t.Fatalf("n8n/install.sh failed (%v):\n%s", n8nInstall.err, excerpt.Of(n8nInstall.out))
 	}
 	return n8nInstall.dir
 }
@@ -168,7 +169,7 @@ func startN8NEnv(installDir string) (_ *n8nEnv, err error) {
 	}()
 	ready := time.Since(begin)
 	if err := env.api.signIn(ctx); err != nil {
-		return env, fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, tail(server.out.String(), 8000))
+		return env, fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, excerpt.Of(server.out.String()))
 	}
 	begin = time.Now()
 	registered := strings.Count(server.out.String(), n8nRegisteredRunner)
@@ -177,7 +178,7 @@ func startN8NEnv(installDir string) (_ *n8nEnv, err error) {
 	}
 	if !env.waitRegistered(ctx, registered+1, 30*time.Second) {
 		return env, fmt.Errorf("pyrunner did not register with n8n within 30 s\nn8n output:\n%s\npyrunner output:\n%s",
-			tail(server.out.String(), 4000), tail(env.runner.out.String(), 4000))
+			excerpt.Of(server.out.String()), excerpt.Of(env.runner.out.String()))
 	}
 	env.started = fmt.Sprintf("n8n: broker up after %s, ready after %s; pyrunner registered after %s",
 		server.brokerUp.Round(time.Millisecond), ready.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
@@ -226,7 +227,7 @@ type n8nServer struct {
 
 // n8nOfflineEnv is what every n8n the tests start runs with, whatever
 // its role: loopback, plain http, and none of the start-up calls to n8n's
-// cloud services this machine cannot reach (reference §21.3). The settings
+// cloud services this machine cannot reach (docs/n8n-observed.md §3). The settings
 // of the setup under test go on top.
 var n8nOfflineEnv = map[string]string{
 	"N8N_HOST":                              "127.0.0.1",
@@ -274,7 +275,7 @@ func startN8NProcess(installDir string, args []string, env map[string]string) (*
 }
 
 // startN8N starts n8n with the offline, loopback, external-runner
-// environment of reference §21.3 on free ports, and waits until it is ready.
+// environment of docs/n8n-observed.md §3 on free ports, and waits until it is ready.
 func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 	port, err := freePort()
 	if err != nil {
@@ -331,7 +332,7 @@ func (s *n8nServer) waitReady(ctx context.Context, d time.Duration, endpoints ..
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w\n%s output:\n%s", err, s.name, tail(s.out.String(), 8000))
+		return fmt.Errorf("%w\n%s output:\n%s", err, s.name, excerpt.Of(s.out.String()))
 	}
 	return nil
 }
@@ -426,10 +427,10 @@ func stopN8NRunner(p *proc) error {
 	if !ok {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
-		return fmt.Errorf("pyrunner still running 10 s after SIGTERM; killed it\npyrunner output:\n%s", tail(p.out.String(), 4000))
+		return fmt.Errorf("pyrunner still running 10 s after SIGTERM; killed it\npyrunner output:\n%s", excerpt.Of(p.out.String()))
 	}
 	if code != 0 {
-		return fmt.Errorf("pyrunner exited with code %d\npyrunner output:\n%s", code, tail(p.out.String(), 4000))
+		return fmt.Errorf("pyrunner exited with code %d\npyrunner output:\n%s", code, excerpt.Of(p.out.String()))
 	}
 	return nil
 }

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // The tests below run pyrunner under a real n8n 2.41.1 (see
 // n8n_harness_test.go): a webhook feeds items through Split Out into a
 // Python Code node, and the webhook answers with the Code node's output
-// items' json objects (reference §10.13).
+// items' json objects (docs/code-node.md §12).
 
 func TestN8NAllItems(t *testing.T) {
 	env := useN8N(t)
@@ -188,10 +190,10 @@ func TestN8NPrintOutput(t *testing.T) {
 	// n8n 2.41.1 writes `[Workflow "<id>"][Node "Code"] 'text' 42`: the
 	// arguments as pyrunner formatted them, as n8n's runner would.
 	want := `[Node "Code"] '` + marker + `' 42`
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(env.server.out.String(), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("n8n's output does not show the print:\n%s", tail(env.server.out.String(), 3000))
+			t.Fatalf("n8n's output does not show the print:\n%s", excerpt.Of(env.server.out.String()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

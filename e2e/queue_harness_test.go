@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // queueCluster is the running queue-mode setup.
@@ -170,7 +172,7 @@ func (c *queueCluster) startMain(ctx context.Context) error {
 	// for N8N_RUNNERS_TASK_REQUEST_TIMEOUT (60 s by default) and more.
 	c.api.http.Timeout = 0
 	if err := c.api.signIn(ctx); err != nil {
-		return fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, tail(c.main.out.String(), 8000))
+		return fmt.Errorf("n8n sign-in: %w\nn8n output:\n%s", err, excerpt.Of(c.main.out.String()))
 	}
 	return nil
 }
@@ -338,9 +340,9 @@ func (w *queueWorker) waitRunnerReady(ctx context.Context, d time.Duration) erro
 		}
 		select {
 		case <-w.runner.exited:
-			return fmt.Errorf("%s's pyrunner exited: %v\n%s", w.name, w.runner.err, tail(w.runner.out.String(), 4000))
+			return fmt.Errorf("%s's pyrunner exited: %v\n%s", w.name, w.runner.err, excerpt.Of(w.runner.out.String()))
 		case <-ctx.Done():
-			return fmt.Errorf("%s's pyrunner not ready within %s; last /readyz: %s\npyrunner output:\n%s", w.name, d, last, tail(w.runner.out.String(), 4000))
+			return fmt.Errorf("%s's pyrunner not ready within %s; last /readyz: %s\npyrunner output:\n%s", w.name, d, last, excerpt.Of(w.runner.out.String()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -423,20 +425,20 @@ func (c *queueCluster) cpuTimes() map[string]time.Duration {
 func (c *queueCluster) logOutputs(t *testing.T) {
 	t.Helper()
 	if c.main != nil {
-		t.Logf("n8n main output:\n%s", tail(c.main.out.String(), 6000))
+		t.Logf("n8n main output:\n%s", excerpt.Of(c.main.out.String()))
 	}
 	for _, w := range c.workers {
 		if w.n8n != nil {
-			t.Logf("n8n %s output:\n%s", w.name, tail(w.n8n.out.String(), 6000))
+			t.Logf("n8n %s output:\n%s", w.name, excerpt.Of(w.n8n.out.String()))
 		}
 		if w.runner != nil {
-			t.Logf("%s's pyrunner output:\n%s", w.name, tail(w.runner.out.String(), 4000))
+			t.Logf("%s's pyrunner output:\n%s", w.name, excerpt.Of(w.runner.out.String()))
 		}
 	}
 	if c.redis != nil {
-		t.Logf("redis output:\n%s", tail(c.redis.out.String(), 2000))
+		t.Logf("redis output:\n%s", excerpt.Of(c.redis.out.String()))
 	}
 	if c.pg != nil {
-		t.Logf("postgres output:\n%s", tail(c.pg.out.String(), 2000))
+		t.Logf("postgres output:\n%s", excerpt.Of(c.pg.out.String()))
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
 // redisServer is a redis-server started with the manifest's arguments.
@@ -54,10 +56,10 @@ func startRedis(ctx context.Context, args []string, port int, dir string) (*redi
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errors.Join(fmt.Errorf("redis-server not answering PING: %w\n%s", err, tail(r.out.String(), 4000)),
+			return nil, errors.Join(fmt.Errorf("redis-server not answering PING: %w\n%s", err, excerpt.Of(r.out.String())),
 				r.stop(syscall.SIGKILL, time.Second))
 		case <-r.exited:
-			return nil, fmt.Errorf("redis-server exited: %v\n%s", r.cmd.ProcessState, tail(r.out.String(), 4000))
+			return nil, fmt.Errorf("redis-server exited: %v\n%s", r.cmd.ProcessState, excerpt.Of(r.out.String()))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -142,7 +144,7 @@ func startPostgres(ctx context.Context, dir, database, pgUser, password string) 
 	initdb := asPostgres("initdb", "-D", data, "-U", pgUser, "--pwfile", pwfile,
 		"--auth", "scram-sha-256", "--encoding", "UTF8", "--no-locale", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %w\n%s", err, tail(string(out), 4000))
+		return nil, fmt.Errorf("initdb: %w\n%s", err, excerpt.Of(string(out)))
 	}
 	port, err := freePort()
 	if err != nil {
@@ -155,7 +157,7 @@ func startPostgres(ctx context.Context, dir, database, pgUser, password string) 
 	}
 	pg := &postgresServer{daemon: d, port: port}
 	fail := func(err error) (*postgresServer, error) {
-		return nil, errors.Join(fmt.Errorf("%w\npostgres output:\n%s", err, tail(pg.out.String(), 4000)), pg.stop())
+		return nil, errors.Join(fmt.Errorf("%w\npostgres output:\n%s", err, excerpt.Of(pg.out.String())), pg.stop())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

@@ -62,3 +62,66 @@ func TestInstallRuntimeOnceWithBytecode(t *testing.T) {
 		t.Fatal("the second install compiled again")
 	}
 }
+
+// pyenvPython is a Python under /root, which other users cannot read, or
+// "" when this machine has none (or the tests do not run as root).
+func pyenvPython(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: checks what another user can read")
+	}
+	matches, _ := filepath.Glob("/root/.pyenv/versions/3.1[0-9]*/bin/python3")
+	if len(matches) == 0 {
+		t.Skip("no Python under /root on this machine")
+	}
+	return matches[0]
+}
+
+func TestReadableBy(t *testing.T) {
+	ctx := context.Background()
+	home, err := ResolveInterpreter(ctx, pyenvPython(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = home.ReadableBy(ctx, 65534, 65534)
+	if err == nil || !strings.Contains(err.Error(), "tasks run as uid 65534 (pyrunner runs as root), and that user cannot read this Python installation") ||
+		!strings.Contains(err.Error(), "N8N_PYTHON_INTERPRETER") {
+		t.Fatalf("a Python under /root, as nobody: %v", err)
+	}
+	system, err := ResolveInterpreter(ctx, "/usr/bin/python3")
+	if err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	if err := system.ReadableBy(ctx, 65534, 65534); err != nil {
+		t.Fatalf("the system's Python, as nobody: %v", err)
+	}
+}
+
+func TestChoose(t *testing.T) {
+	ctx := context.Background()
+	home := pyenvPython(t)
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	asNobody := func(ctx context.Context, in Interpreter) error { return in.ReadableBy(ctx, 65534, 65534) }
+	// python3 on PATH is the one under /root: not for the tasks.
+	t.Setenv("PATH", filepath.Dir(home)+":/usr/bin:/bin")
+
+	c, err := Choose(ctx, "", asNobody)
+	if err != nil || c.Executable != "/usr/bin/python3" || !strings.Contains(c.Reason, "the system's /usr/bin/python3") {
+		t.Fatalf("unset, PATH's unreadable: %+v %v", c, err)
+	}
+	c, err = Choose(ctx, "", nil)
+	if err != nil || !strings.HasPrefix(c.Executable, "/root/") || !strings.Contains(c.Reason, "python3 on PATH") {
+		t.Fatalf("unset, anything will do: %+v %v", c, err)
+	}
+	// Named explicitly: refused, not replaced.
+	if _, err := Choose(ctx, home, asNobody); err == nil || !strings.Contains(err.Error(), "N8N_PYTHON_INTERPRETER="+home) ||
+		!strings.Contains(err.Error(), "cannot read this Python installation") {
+		t.Fatalf("named, unreadable: %v", err)
+	}
+	_, err = Choose(ctx, "/no/such/python3", nil)
+	if !errors.Is(err, ErrNoInterpreter) || !strings.Contains(err.Error(), "N8N_PYTHON_INTERPRETER=/no/such/python3") {
+		t.Fatalf("named, missing: %v", err)
+	}
+}

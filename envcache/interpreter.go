@@ -47,7 +47,7 @@ func ResolveInterpreter(ctx context.Context, name string) (Interpreter, error) {
 	defer cancel()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return Interpreter{}, fmt.Errorf("python interpreter %q: %w", name, err)
+		return Interpreter{}, fmt.Errorf("%w: %q not found: %v", ErrNoInterpreter, name, err)
 	}
 	cmd := exec.CommandContext(ctx, path, "-I", "-c", probeProgram)
 	out, err := cmd.Output()

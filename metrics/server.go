@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Server is the health-check server n8n's launcher probes (reference §14),
+// Server is the health-check server n8n's launcher probes (docs/protocol.md §11),
 // with readiness and metrics besides:
 //
 //	GET /healthz  200 "OK" while the process serves (liveness)

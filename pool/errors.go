@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// The messages below are n8n's official runner's, byte for byte (reference
-// §10.11), so that a workflow shows the same error whichever runner ran it.
+// The messages below are n8n's official runner's, byte for byte
+// (docs/errors.md §2), so that a workflow shows the same error whichever
+// runner ran it.
 
 func strPtr(s string) *string { return &s }
 
@@ -33,33 +34,6 @@ func plural(n int, unit string) string {
 // CancelledError is a task stopped because its caller cancelled it.
 func CancelledError() *TaskError {
 	return &TaskError{Message: "Task was cancelled", Kind: KindCancelled}
-}
-
-// processExit is a task process's end, announced once to any number of
-// watchers: done is closed after status is set.
-type processExit struct {
-	done   chan struct{}
-	status exitStatus
-}
-
-func newProcessExit() *processExit { return &processExit{done: make(chan struct{})} }
-
-// set records the end; only the first call counts.
-func (e *processExit) set(st exitStatus) {
-	select {
-	case <-e.done:
-	default:
-		e.status = st
-		close(e.done)
-	}
-}
-
-// exitStatus is how a task process ended, as its parent saw it.
-type exitStatus struct {
-	code   int
-	signal syscall.Signal
-	// lost: the parent (zygote) died before reporting; nothing is known.
-	lost bool
 }
 
 // crashError describes a task process that ended without sending a result.

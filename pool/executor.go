@@ -34,18 +34,34 @@ type Options struct {
 	// WaitTimeout bounds how long a task waits for a process when none can
 	// be started (N8N_PYTHON_POOL_STARTUP_TIMEOUT, default 30 s).
 	WaitTimeout time.Duration
-	// MaxPayload bounds a task process's reply frame (N8N_RUNNERS_MAX_PAYLOAD).
+	// MaxPayload is the largest frame the broker takes
+	// (N8N_RUNNERS_MAX_PAYLOAD): a reply is kept well under it.
 	MaxPayload int
+	// The compiled-code cache's bounds: entries
+	// (N8N_PYTHON_CACHE_MAX_CODE_SIZE, 1000; negative: no cache), bytes
+	// (N8N_PYTHON_CACHE_MAX_MEMORY, 1 GiB) and age
+	// (N8N_PYTHON_CACHE_CODE_TTL, 30 min).
+	CodeCacheEntries int
+	CodeCacheBytes   int
+	CodeCacheTTL     time.Duration
+
+	// budget is shared with the other executors of an EnvExecutor.
+	budget *workerBudget
 }
+
+// maxPrints is n8n's: its runner keeps the first 100 print() calls.
+const maxPrints = 100
+
+// replySlack is room above the result limit for a reply frame: the task
+// process checks its whole reply against that limit and sends a short
+// error instead of one that is larger.
+const replySlack = 64 << 10
 
 func (o Options) withDefaults() Options {
 	if o.MaxWorkers <= 0 {
 		o.MaxWorkers = 8
 	}
-	if o.MinWorkers < 0 {
-		o.MinWorkers = 0
-	}
-	o.MinWorkers = min(o.MinWorkers, o.MaxWorkers)
+	o.MinWorkers = min(max(o.MinWorkers, 0), o.MaxWorkers)
 	if o.MaxIdleTime <= 0 {
 		o.MaxIdleTime = 5 * time.Minute
 	}
@@ -55,7 +71,7 @@ func (o Options) withDefaults() Options {
 	if o.Zygotes <= 0 {
 		o.Zygotes = min(8, max(1, runtime.NumCPU()/4))
 	}
-	if r := ownUIDs(o.Spec.Config); r.count > 0 {
+	if r := uidsOf(o.Spec.Config); r.count > 0 {
 		// Each zygote needs a share of the uid range at least as large as
 		// the processes it may have alive.
 		o.Zygotes = max(1, min(o.Zygotes, r.count/(2*o.MaxWorkers+2)))
@@ -66,26 +82,53 @@ func (o Options) withDefaults() Options {
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = 1 << 30
 	}
+	if o.CodeCacheEntries == 0 {
+		o.CodeCacheEntries = 1000
+	}
+	if o.CodeCacheBytes <= 0 {
+		o.CodeCacheBytes = 1 << 30
+	}
+	if o.CodeCacheTTL <= 0 {
+		o.CodeCacheTTL = 30 * time.Minute
+	}
+	if o.Spec.Config.MaxPrints <= 0 {
+		o.Spec.Config.MaxPrints = maxPrints
+	}
+	o.Spec.Config.MaxResultBytes, o.Spec.Config.MaxResultSetting = o.resultLimit()
 	if o.Spec.Logger == nil {
 		o.Spec.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
 
-// replySlack is room above N8N_PYTHON_MAX_RESULT_MB for a reply frame: the
-// task process checks its whole reply against that limit and sends a short
-// error instead of one that is larger.
-const replySlack = 64 << 10
-
-// replyLimit is the largest reply frame a task process may send, and the
-// setting that makes it so. A larger one is refused before it is read, so
-// that code writing to its channel cannot make the runner hold more than an
-// honest reply would.
-func (o Options) replyLimit() (limit int, setting string) {
-	if r := o.Spec.Config.MaxResultBytes; r > 0 && r+replySlack < o.MaxPayload {
-		return r + replySlack, "N8N_PYTHON_MAX_RESULT_MB"
+// resultLimit decides, once, the largest reply a task process may send and
+// the setting that sets it: N8N_PYTHON_MAX_RESULT_MB, or what the broker
+// takes (N8N_RUNNERS_MAX_PAYLOAD, less room for the message around the
+// result) when that is tighter or no result limit is set. The task process
+// replaces a larger reply with an error naming the setting; a frame beyond
+// the limit and replySlack is refused unread (frameLimit).
+func (o Options) resultLimit() (int, string) {
+	room := o.MaxPayload - replySlack
+	if room < o.MaxPayload/2 {
+		room = o.MaxPayload / 2
 	}
-	return o.MaxPayload, "N8N_RUNNERS_MAX_PAYLOAD"
+	if r := o.Spec.Config.MaxResultBytes; r > 0 && r <= room && o.Spec.Config.MaxResultSetting != "N8N_RUNNERS_MAX_PAYLOAD" {
+		return r, "N8N_PYTHON_MAX_RESULT_MB"
+	}
+	return room, "N8N_RUNNERS_MAX_PAYLOAD"
+}
+
+// frameLimit is the largest reply frame read: a larger one is refused
+// before it is read, so that code writing to its channel cannot make the
+// runner hold more than an honest reply would.
+func (o Options) frameLimit() int {
+	return o.Spec.Config.MaxResultBytes + replySlack
+}
+
+// taskRun is t on proc with these options' limits.
+func (o Options) taskRun(proc taskProcess, t Task) taskRun {
+	return taskRun{proc: proc, task: t, frameMax: o.frameLimit(), setting: o.Spec.Config.MaxResultSetting,
+		maxPrints: o.Spec.Config.MaxPrints, cpuSeconds: o.Spec.Config.CPUSeconds, log: o.Spec.Logger}
 }
 
 // ZygoteExecutor runs tasks in processes forked from zygotes that have
@@ -94,20 +137,27 @@ func (o Options) replyLimit() (limit int, setting string) {
 // in before the task arrived, and that exits after it; in reuse mode a
 // worker serves up to MaxExecutions tasks. A zygote that dies is replaced
 // and only the tasks it was running fail.
+//
+// Every goroutine it starts (the zygotes' supervisors, the maintainer, the
+// process starts) ends when Close cancels its context, and Close waits for
+// them.
 type ZygoteExecutor struct {
-	opts   Options
-	logger *slog.Logger
-	slots  []*zygoteSlot
-
-	mu     sync.Mutex
-	closed bool
-	// supervising: Start succeeded, so the supervisors run and wg counts them.
-	supervising bool
-	stop        chan struct{}
-	wg          sync.WaitGroup
-
-	workers  workers
+	opts     Options
+	logger   *slog.Logger
+	slots    []*zygoteSlot
+	sched    *scheduler
 	verdicts *verdicts
+	code     *codeCache // nil: no compiled-code cache
+
+	// ctx is cancelled by Close; wg counts every goroutine started.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards closed and closeErrs.
+	mu        sync.Mutex
+	closed    bool
+	closeErrs []error
 }
 
 var _ Executor = (*ZygoteExecutor)(nil)
@@ -118,15 +168,28 @@ var ErrClosed = errors.New("executor closed")
 // NewZygoteExecutor returns an executor that is not started yet.
 func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	e := &ZygoteExecutor{
-		opts: opts, logger: opts.Spec.Logger,
-		stop: make(chan struct{}), verdicts: newVerdicts(),
+		opts: opts, logger: opts.Spec.Logger, verdicts: newVerdicts(),
+		ctx: ctx, cancel: cancel,
 	}
 	for i := range opts.Zygotes {
 		e.slots = append(e.slots, newZygoteSlot(slotSpec(opts.Spec, i, opts.Zygotes)))
 	}
-	e.workers.init(e)
+	e.sched = newScheduler(opts, e.slots, e.goTracked, e.logger)
+	if opts.CodeCacheEntries > 0 {
+		e.code = newCodeCache(opts.CodeCacheEntries, opts.CodeCacheBytes, opts.CodeCacheTTL)
+	}
 	return e
+}
+
+// goTracked runs f on a goroutine that Close waits for.
+func (e *ZygoteExecutor) goTracked(f func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
 }
 
 // slotSpec is the spec of zygote i of n: with a uid of its own per task
@@ -134,7 +197,7 @@ func NewZygoteExecutor(opts Options) *ZygoteExecutor {
 // two live task processes ever share a uid.
 func slotSpec(spec ProcessSpec, i, n int) ProcessSpec {
 	c := spec.Config
-	if ownUIDs(c).count > 0 {
+	if uidsOf(c).count > 0 {
 		share := c.TaskUIDCount / n
 		c.TaskUID += i * share
 		if c.TaskGID >= 0 {
@@ -147,45 +210,52 @@ func slotSpec(spec ProcessSpec, i, n int) ProcessSpec {
 }
 
 // Start starts the zygotes (in parallel), the supervisors that replace
-// them when they die, and the maintainer that keeps processes ready.
+// them when they die, and the maintainer that keeps processes ready. ctx
+// bounds the start-up; Close, called meanwhile, abandons it.
 func (e *ZygoteExecutor) Start(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	abandon := context.AfterFunc(e.ctx, stop)
+	defer abandon()
 	zygotes := make([]*zygote, len(e.slots))
 	errs := make([]error, len(e.slots))
-	var wg sync.WaitGroup
+	var starting sync.WaitGroup
 	for i := range e.slots {
-		wg.Add(1)
+		starting.Add(1)
 		go func() {
-			defer wg.Done()
+			defer starting.Done()
 			zygotes[i], errs[i] = startZygote(ctx, e.slots[i].spec)
 		}()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	starting.Wait()
+	closeAll := func() {
 		for _, z := range zygotes {
 			if z != nil {
-				z.close()
+				_ = z.close()
 			}
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		closeAll()
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		for _, z := range zygotes {
-			z.close()
-		}
+		closeAll()
 		return ErrClosed
 	}
-	e.supervising = true
 	for i, slot := range e.slots {
 		slot.set(zygotes[i])
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			slot.supervise(e.stop, e.workers.wake)
-		}()
+		e.goTracked(func() {
+			if err := slot.supervise(e.ctx, e.sched.wake); err != nil {
+				e.mu.Lock()
+				e.closeErrs = append(e.closeErrs, err)
+				e.mu.Unlock()
+			}
+		})
 	}
-	go e.workers.maintain(e.stop)
+	e.goTracked(func() { e.sched.maintain(e.ctx) })
 	return nil
 }
 
@@ -195,7 +265,7 @@ func (e *ZygoteExecutor) Capacity() int {
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()
-	if closed || e.workers.failing() {
+	if closed || e.sched.failing() {
 		return 0
 	}
 	for _, s := range e.slots {
@@ -217,15 +287,26 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 		return Result{Err: refused}
 	}
 	t.analyzed = known
-	w, err := e.workers.acquire(ctx, t.Priority)
+	w, err := e.sched.acquire(ctx, t.Priority)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{Err: CancelledError()}
 		}
 		return Result{Err: internalError("%v", err)}
 	}
-	res, alive := w.proc.run(ctx, t, e.opts)
-	e.workers.release(w, alive)
+	run := e.opts.taskRun(w.proc, t)
+	if t.Code != "" && t.Mode != "" && e.code != nil {
+		key := codeKey(t.Mode, t.Code)
+		run.compiled = e.code.lookup(key, time.Now())
+		// Only a process that has run no user code may give compiled code
+		// to the cache: a fresh isolated process, a reuse worker's first task.
+		if run.compiled == nil && w.tasks == 0 {
+			run.wantCompiled = true
+			run.onCompiled = func(code []byte) { e.code.store(key, code, time.Now()) }
+		}
+	}
+	res, alive := run.run(ctx)
+	e.sched.release(w, alive)
 	if !known {
 		e.verdicts.record(t.Code, res)
 	}
@@ -240,9 +321,14 @@ type Stats struct {
 }
 
 // Stats reports the pool's current state.
-func (e *ZygoteExecutor) Stats() Stats { return e.workers.stats() }
+func (e *ZygoteExecutor) Stats() Stats { return e.sched.stats() }
 
-// Close stops the zygote and every task process. Safe to call twice.
+// CodeCacheCounts reports the compiled-code cache's counts.
+func (e *ZygoteExecutor) CodeCacheCounts() CacheCounts { return e.code.counts() }
+
+// Close stops the zygotes and every task process, and waits for every
+// goroutine the executor started. It returns what stopping failed with.
+// Safe to call twice.
 func (e *ZygoteExecutor) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -251,8 +337,10 @@ func (e *ZygoteExecutor) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
-	close(e.stop)
-	e.workers.closeAll(fmt.Errorf("pool: %w", ErrClosed))
+	e.sched.closeAll(fmt.Errorf("pool: %w", ErrClosed))
+	e.cancel()
 	e.wg.Wait()
-	return nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return errors.Join(e.closeErrs...)
 }

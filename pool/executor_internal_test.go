@@ -18,7 +18,7 @@ func TestZygotesShareTheUIDRange(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
-	spec := ProcessSpec{Config: python.Config{TaskUID: 1000, TaskGID: 1000, TaskUIDCount: 100}}
+	spec := ProcessSpec{Config: python.Config{TaskUID: 1000, TaskGID: 1000, TaskUIDCount: 100, UIDPerTask: true}}
 	opts := Options{Spec: spec, MaxWorkers: 4, Zygotes: 8}.withDefaults()
 	if opts.Zygotes != 8 {
 		t.Fatalf("zygotes %d, want 8: a share of 12 uids covers 2*4+2 processes", opts.Zygotes)
@@ -72,5 +72,41 @@ func TestZygoteStartEndsWhenCancelled(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("startZygote ignored the cancellation")
+	}
+}
+
+// TestResultLimitIsDecidedOnce: the largest reply is decided in Go and
+// handed to Python with the setting that sets it; the frame limit follows
+// from it.
+func TestResultLimitIsDecidedOnce(t *testing.T) {
+	cases := []struct {
+		name                 string
+		resultBytes, payload int
+		limit                int
+		setting              string
+	}{
+		{"the result limit is tighter", 32 << 20, 1 << 30, 32 << 20, "N8N_PYTHON_MAX_RESULT_MB"},
+		{"the broker's is tighter", 32 << 20, 1 << 20, 1<<20 - replySlack, "N8N_RUNNERS_MAX_PAYLOAD"},
+		{"no result limit", 0, 1 << 30, 1<<30 - replySlack, "N8N_RUNNERS_MAX_PAYLOAD"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := Options{MaxPayload: c.payload}
+			o.Spec.Config.MaxResultBytes = c.resultBytes
+			o = o.withDefaults()
+			cfg := o.Spec.Config
+			if cfg.MaxResultBytes != c.limit || cfg.MaxResultSetting != c.setting {
+				t.Fatalf("limit %d %s, want %d %s", cfg.MaxResultBytes, cfg.MaxResultSetting, c.limit, c.setting)
+			}
+			if o.frameLimit() != c.limit+replySlack || o.frameLimit() > c.payload {
+				t.Fatalf("frame limit %d", o.frameLimit())
+			}
+			if again := o.withDefaults().Spec.Config; again.MaxResultBytes != cfg.MaxResultBytes || again.MaxResultSetting != cfg.MaxResultSetting {
+				t.Fatalf("deciding again changed the decision: %+v", again)
+			}
+			if cfg.MaxPrints != 100 {
+				t.Fatalf("max prints %d, want n8n's 100", cfg.MaxPrints)
+			}
+		})
 	}
 }

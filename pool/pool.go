@@ -26,9 +26,11 @@ type Task struct {
 	// Timeout is the runner-side execution limit; zero means none.
 	Timeout  time.Duration
 	Priority Priority
-	// Code is settings.code, when the caller has read it: the key of the
-	// executor's cache of static-analysis verdicts. Empty: no caching.
+	// Code is settings.code and Mode settings.nodeMode, when the caller
+	// has read them: the keys of the executor's caches of analysis
+	// verdicts (Code) and of compiled code (both). Empty: no caching.
 	Code string
+	Mode string
 	// analyzed: the code is known to pass the static analysis.
 	analyzed bool
 }
@@ -54,12 +56,15 @@ const (
 )
 
 // TaskError is a failed task in the shape n8n expects in runner:taskerror
-// (reference §10.11). Description is a pointer because some errors omit the
-// key altogether.
+// (docs/errors.md §1). Description is a pointer because some errors omit the
+// key altogether. Stack is the Python traceback through the user's own
+// frames, with the user's line numbers (never pyrunner's paths); n8n's
+// broker accepts it and n8n copies it onto the node's error. n8n's runner
+// does not send one.
 type TaskError struct {
 	Message     string    `json:"message"`
 	Description *string   `json:"description,omitempty"`
-	Stack       string    `json:"-"`
+	Stack       string    `json:"stack,omitempty"`
 	Kind        ErrorKind `json:"-"`
 }
 
@@ -76,6 +81,19 @@ type Result struct {
 	// AnalysisPassed: the task process reports that the code got past the
 	// static analysis (it ran, or was refused only at run time).
 	AnalysisPassed bool
+}
+
+// ContinueOnFail is the Code node's "Continue On Fail" applied to r: a
+// failure while running becomes one {"json": {"error": message}} item, as
+// n8n's runner reports it (even in per-item mode; docs/code-node.md §7), and the prints are
+// dropped. A static error (syntax, security analysis, settings) still
+// fails the task. The runner and `pyrunner exec` both apply it here.
+func (r Result) ContinueOnFail() Result {
+	if r.Err == nil || r.Err.Kind == KindStatic {
+		return r
+	}
+	item, _ := json.Marshal([]map[string]map[string]string{{"json": {"error": r.Err.Message}}}) // strings always marshal
+	return Result{Result: item, AnalysisPassed: r.AnalysisPassed}
 }
 
 // Executor runs tasks in Python processes. The runner asks it for capacity

@@ -34,6 +34,11 @@ func executors(t *testing.T) map[string]pool.Executor {
 	}
 }
 
+// testWait bounds every wait in these tests for something bound to
+// happen: long enough for a loaded 2-core machine, free when things go
+// well. Reaching it is a failure, not a measurement.
+const testWait = 30 * time.Second
+
 func errText(e *pool.TaskError) string {
 	if e == nil {
 		return "<nil>"
@@ -130,7 +135,8 @@ func TestZygoteDeathFailsOnlyItsTasksAndIsReplaced(t *testing.T) {
 		defer wg.Done()
 		res = exec.Run(context.Background(), pool.Task{ID: "long", Settings: settings(t, "import time\ntime.sleep(30)", "runOnceForAllItems", []any{})})
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// Its process, forked ahead by the zygote, has the task.
+	waitFor(t, testWait, "the task to take a process", func() bool { return exec.Stats().Busy == 1 })
 	if err := syscall.Kill(exec.ZygotePID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +166,7 @@ func TestRefusedCodeIsRefusedAgainWithoutAProcess(t *testing.T) {
 	if got := errText(exec.Run(context.Background(), task).Err); got != want {
 		t.Fatalf("first run: %q", got)
 	}
-	for deadline := time.Now().Add(10 * time.Second); exec.Stats().Ready != 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready process: %+v", exec.Stats())
-		}
-	}
+	waitFor(t, testWait, "a ready process", func() bool { return exec.Stats().Ready == 1 })
 	if got := errText(exec.Run(context.Background(), task).Err); got != want {
 		t.Fatalf("second run: %q", got)
 	}
@@ -223,17 +225,16 @@ func TestIsolationModes(t *testing.T) {
 }
 
 // TestQueueIsByPriority: with every process busy, waiting tasks get the
-// next one by priority, then first come.
+// next one by priority, then first come. The one process is held by a task
+// that ends when the test cancels it, once all four are queued.
 func TestQueueIsByPriority(t *testing.T) {
 	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1})
-	block := settings(t, "import time\ntime.sleep(1)\nreturn []", "runOnceForAllItems", []any{})
+	block := settings(t, "import time\ntime.sleep(600)\nreturn []", "runOnceForAllItems", []any{})
 	quick := settings(t, "return []", "runOnceForAllItems", []any{})
-	go exec.Run(context.Background(), pool.Task{ID: "block", Settings: block})
-	for deadline := time.Now().Add(5 * time.Second); exec.Stats().Busy != 1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the blocking task did not start")
-		}
-	}
+	ctx, unblock := context.WithCancel(context.Background())
+	defer unblock()
+	go exec.Run(ctx, pool.Task{ID: "block", Settings: block})
+	waitFor(t, testWait, "the blocking task to start", func() bool { return exec.Stats().Busy == 1 })
 	var mu sync.Mutex
 	var order []string
 	var wg sync.WaitGroup
@@ -252,12 +253,9 @@ func TestQueueIsByPriority(t *testing.T) {
 			mu.Unlock()
 		}()
 		// Queue them in this order.
-		for deadline := time.Now().Add(5 * time.Second); exec.Stats().Waiting != i+1; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("task %s did not queue: %+v", q.name, exec.Stats())
-			}
-		}
+		waitFor(t, testWait, "task "+q.name+" to queue", func() bool { return exec.Stats().Waiting == i+1 })
 	}
+	unblock()
 	wg.Wait()
 	if got := strings.Join(order, ","); got != "high,normal-1,normal-2,low" {
 		t.Fatalf("served in order %s, want high,normal-1,normal-2,low", got)
@@ -303,13 +301,7 @@ func TestReadyProcessesFollowTheLoad(t *testing.T) {
 	if peak < 2 {
 		t.Fatalf("at most %d processes ready or starting during the burst, want more than MinWorkers", peak)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for exec.Stats().Ready+exec.Stats().Starting != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pool did not shrink back to MinWorkers: %+v", exec.Stats())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, testWait, "the pool to shrink back to MinWorkers", func() bool { return exec.Stats().Ready+exec.Stats().Starting == 1 })
 	t.Logf("peak of %d ready or starting during the burst, back to 1 after", peak)
 }
 
@@ -317,8 +309,10 @@ func TestReadyProcessesFollowTheLoad(t *testing.T) {
 // with SIGSTOP) is killed and replaced; the pool serves again.
 func TestStuckZygoteIsReplaced(t *testing.T) {
 	spec := pooltest.Spec(t)
-	spec.StartupTimeout = time.Second
-	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 0, Zygotes: 1, WaitTimeout: 20 * time.Second})
+	// Long enough for a healthy zygote to start on a loaded machine (a
+	// slower one is replaced too); the stuck one is found after it.
+	spec.StartupTimeout = 10 * time.Second
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 0, Zygotes: 1, WaitTimeout: 60 * time.Second})
 	task := pool.Task{ID: "s", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}
 	pidOf(t, exec.Run(context.Background(), task))
 	stuck := exec.ZygotePID()
@@ -346,7 +340,7 @@ func TestFailingStartsTakeTheCapacityAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec.Config.TasksDir = tasks
-	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 1, Zygotes: 1, WaitTimeout: 30 * time.Second})
+	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 2, MinWorkers: 1, Zygotes: 1, WaitTimeout: 2 * testWait})
 	task := pool.Task{ID: "f", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}
 	pidOf(t, exec.Run(context.Background(), task))
 	if got := exec.Capacity(); got != 2 {
@@ -355,19 +349,19 @@ func TestFailingStartsTakeTheCapacityAway(t *testing.T) {
 
 	// A process ready ahead (its working directory made) before the
 	// directory goes away.
-	waitFor(t, 20*time.Second, "a ready process", func() bool { return exec.Stats().Ready == 1 })
+	waitFor(t, testWait, "a ready process", func() bool { return exec.Stats().Ready == 1 })
 	moved := tasks + ".away"
 	if err := os.Rename(tasks, moved); err != nil {
 		t.Fatal(err)
 	}
 	// The process made ready ahead still serves; its replacements fail.
 	pidOf(t, exec.Run(context.Background(), task))
-	waitFor(t, 20*time.Second, "capacity 0 after failed starts", func() bool { return exec.Capacity() == 0 })
+	waitFor(t, testWait, "capacity 0 after failed starts", func() bool { return exec.Capacity() == 0 })
 
 	if err := os.Rename(moved, tasks); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "capacity back", func() bool { return exec.Capacity() == 2 })
+	waitFor(t, testWait, "capacity back", func() bool { return exec.Capacity() == 2 })
 	pidOf(t, exec.Run(context.Background(), task))
 }
 
@@ -398,7 +392,7 @@ func TestTimeoutCoversSendingTheTask(t *testing.T) {
 		if got := errText(res.Err); got != "timeout|Task execution timed out after 1 second|" {
 			t.Fatalf("result %s, error %q", res.Result, got)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testWait):
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Fatal("the task outlived its timeout by far: the write to the stopped process blocked")
 	}
@@ -410,6 +404,10 @@ func TestTimeoutCoversSendingTheTask(t *testing.T) {
 func detachTask(marker string) string {
 	return "import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.execv('/bin/sleep', ['sleep', '" + marker + "'])\ntime.sleep(60)\nreturn []"
 }
+
+// detachMarker names a detached sleep by this test binary alone: a test
+// run beside this one (a second `make test`) starts its own.
+func detachMarker(prefix int) string { return strconv.Itoa(prefix) + strconv.Itoa(os.Getpid()) }
 
 // running reports whether a live (not zombie) process has argv[1] == marker.
 func running(t *testing.T, marker string) bool {
@@ -431,15 +429,60 @@ func running(t *testing.T, marker string) bool {
 	return false
 }
 
+// TestTaskEndsWithItsResult: what a task's code started in its process
+// group ends once its result is in, even when the task process itself
+// goes on. Here a child answers for it (a fork returns twice) while the
+// task process turns into a long sleep; in a fork bomb, the child that
+// first hits the process limit answers the same way, and the rest of the
+// bomb used to go on forking after the task had failed, holding the
+// user's processes (RLIMIT_NPROC) and the CPU from the tasks after it.
+func TestTaskEndsWithItsResult(t *testing.T) {
+	for i, name := range []string{"zygote", "spawn"} {
+		t.Run(name, func(t *testing.T) {
+			exec := executors(t)[name]
+			marker := detachMarker(90 + i)
+			code := "import os, time\nparent = os.getpid()\nif os.fork():\n    os.execv('/bin/sleep', ['sleep', '" + marker + "'])\n" +
+				"while b'" + marker + "' not in open('/proc/%d/cmdline' % parent, 'rb').read():\n    time.sleep(0.01)\n" +
+				"return [{'json': {'answered by': 'the child'}}]"
+			res := exec.Run(context.Background(), pool.Task{ID: "e", Settings: settings(t, code, "runOnceForAllItems", []any{})})
+			if res.Err != nil || string(res.Result) != `[{"json":{"answered by":"the child"}}]` {
+				t.Fatalf("task: %s %q", res.Result, errText(res.Err))
+			}
+			waitFor(t, testWait, "the task process, now a sleep, to be gone", func() bool { return !running(t, marker) })
+		})
+	}
+}
+
+// TestKillReachesOnlySpawnItNames: a kill request names the spawn its
+// process was forked for. Go asks the zygote to kill each task process
+// that is done, as the process exits by itself; by the time the request
+// is read the zygote may have reaped it and forked another that got the
+// same pid, and that one, ready for the next task, must not be hit. Here
+// the pid is the same process and the id another spawn's: the kill for
+// the other spawn (SIGKILL) is ignored, the right one (SIGTERM) ends it.
+func TestKillReachesOnlySpawnItNames(t *testing.T) {
+	z := pool.StartTestZygote(t, pooltest.Spec(t))
+	pid, id := z.Spawn(t)
+	if err := z.Signal(id+1, pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Signal(id, pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if sig := z.ExitSignal(t, pid, testWait); sig != syscall.SIGTERM {
+		t.Fatalf("the task process ended by %v, want SIGTERM: the kill for another spawn reached it", sig)
+	}
+}
+
 // TestCloseLeavesNothingBehind: closing the executor kills the running
 // tasks and what they detached from their process groups.
 func TestCloseLeavesNothingBehind(t *testing.T) {
 	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
-	marker := strconv.Itoa(7000 + os.Getpid()%1000)
+	marker := detachMarker(7)
 	go exec.Run(context.Background(), pool.Task{ID: "d", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
-	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
+	waitFor(t, testWait, "the detached sleep", func() bool { return running(t, marker) })
 	exec.Close()
-	waitFor(t, 10*time.Second, "the detached sleep to be gone", func() bool { return !running(t, marker) })
+	waitFor(t, testWait, "the detached sleep to be gone", func() bool { return !running(t, marker) })
 }
 
 // TestKilledZygoteLeavesNothingBehind: a zygote killed outright cannot
@@ -450,15 +493,17 @@ func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
 	spec := pooltest.Spec(t)
-	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = 1999000000, 1999000000, 16
+	// uids no other test run uses: the runner kills whatever runs as them.
+	uid := pooltest.UIDBlock(t, 16)
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount, spec.Config.UIDPerTask = uid, uid, 16, true
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
-	marker := strconv.Itoa(8000 + os.Getpid()%1000)
+	marker := detachMarker(8)
 	go exec.Run(context.Background(), pool.Task{ID: "k", Settings: settings(t, detachTask(marker), "runOnceForAllItems", []any{})})
-	waitFor(t, 20*time.Second, "the detached sleep", func() bool { return running(t, marker) })
+	waitFor(t, testWait, "the detached sleep", func() bool { return running(t, marker) })
 	if err := syscall.Kill(exec.ZygotePID(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the detached sleep to be gone", func() bool { return !running(t, marker) })
+	waitFor(t, testWait, "the detached sleep to be gone", func() bool { return !running(t, marker) })
 }
 
 // TestZygotesHandOutDisjointUIDs: with several zygotes, each gives its
@@ -467,12 +512,16 @@ func TestZygotesHandOutDisjointUIDs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("tasks get uids of their own only under a root pyrunner")
 	}
-	const base, count = 1999100000, 40
+	const count = 40
+	base := pooltest.UIDBlock(t, count)
 	spec := pooltest.Spec(t)
-	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount = base, base, count
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount, spec.Config.UIDPerTask = base, base, count, true
 	exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 4, MinWorkers: 4, Zygotes: 2})
-	waitFor(t, 20*time.Second, "4 ready processes", func() bool { return exec.Stats().Ready == 4 })
-	code := "import os, time\ntime.sleep(0.5)\nreturn [{'json': {'uid': os.getuid(), 'ppid': os.getppid()}}]"
+	waitFor(t, testWait, "4 ready processes", func() bool { return exec.Stats().Ready == 4 })
+	// The four run at once, each in a process made ready ahead: the
+	// sleep gives the last of them ample time to start before the first
+	// ends, on a loaded machine too.
+	code := "import os, time\ntime.sleep(2)\nreturn [{'json': {'uid': os.getuid(), 'ppid': os.getppid()}}]"
 	type seen struct{ Uid, Ppid int }
 	results := make(chan seen, 4)
 	var wg sync.WaitGroup

@@ -8,20 +8,18 @@ import (
 )
 
 // zygoteSlot keeps one zygote alive: it starts it, and replaces it (with
-// capped backoff) whenever it dies, until stop. An executor has several
-// when the machine has the cores: one zygote forks one process at a time,
-// which caps isolated mode at about 800 tasks/s whatever the cores.
+// capped backoff) whenever it dies, until the executor closes. An executor
+// has several when the machine has the cores: one zygote forks one process
+// at a time, which caps isolated mode at about 800 tasks/s whatever the
+// cores.
 type zygoteSlot struct {
 	spec   ProcessSpec
 	logger *slog.Logger
 
+	// mu guards current and ready.
 	mu      sync.Mutex
 	current *zygote       // nil while (re)starting
 	ready   chan struct{} // closed when current is set; replaced on death
-
-	// inflight counts spawn requests under way, to spread them; guarded by
-	// workers.mu, not mu.
-	inflight int
 }
 
 func newZygoteSlot(spec ProcessSpec) *zygoteSlot {
@@ -59,18 +57,18 @@ func (s *zygoteSlot) get(ctx context.Context) (*zygote, error) {
 	}
 }
 
-// supervise restarts the zygote whenever it dies, until stop; restarted is
+// supervise restarts the zygote whenever it dies, until ctx ends; then it
+// stops the zygote and returns what stopping it failed with. restarted is
 // called after each restart.
-func (s *zygoteSlot) supervise(stop <-chan struct{}, restarted func()) {
+func (s *zygoteSlot) supervise(ctx context.Context, restarted func()) error {
 	s.mu.Lock()
 	z := s.current
 	s.mu.Unlock()
 	backoff := 100 * time.Millisecond
 	for {
 		select {
-		case <-stop:
-			z.close()
-			return
+		case <-ctx.Done():
+			return z.close()
 		case <-z.dead:
 		}
 		s.logger.Warn("Python zygote exited; starting a new one", "error", z.deadErr)
@@ -78,18 +76,9 @@ func (s *zygoteSlot) supervise(stop <-chan struct{}, restarted func()) {
 		s.current = nil
 		s.ready = make(chan struct{})
 		s.mu.Unlock()
-		z.close()
+		closeErr := z.close()
 		for {
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
 			next, err := startZygote(ctx, s.spec)
-			cancel()
 			if err == nil {
 				z = next
 				backoff = 100 * time.Millisecond
@@ -97,18 +86,21 @@ func (s *zygoteSlot) supervise(stop <-chan struct{}, restarted func()) {
 				restarted()
 				break
 			}
-			select {
-			case <-stop:
-				return // closing: the start was abandoned, nothing failed
-			default:
+			if ctx.Err() != nil {
+				return closeErr // closing: the start was abandoned, nothing failed
 			}
 			s.logger.Error("Python zygote failed to start", "error", err, "retry_in", backoff)
+			wait := time.NewTimer(backoff)
 			select {
-			case <-stop:
-				return
-			case <-time.After(backoff):
+			case <-ctx.Done():
+				wait.Stop()
+				return closeErr
+			case <-wait.C:
 			}
 			backoff = min(backoff*2, 5*time.Second)
+		}
+		if closeErr != nil {
+			s.logger.Warn("the zygote that exited could not be stopped cleanly", "error", closeErr)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
@@ -18,11 +19,11 @@ func (r uidRange) has(uid uint32) bool {
 	return int64(uid) >= int64(r.first) && int64(uid) < int64(r.first)+int64(r.count)
 }
 
-// ownUIDs is the range a zygote's task processes run as when each has a
-// uid of its own (a root pyrunner), else the empty range. The zygote
-// decides the same way (zygote.py, own_uids).
-func ownUIDs(c python.Config) uidRange {
-	if c.TaskUIDCount > 1 && c.TaskUID > 0 && os.Geteuid() == 0 {
+// uidsOf is the range a zygote's task processes run as when each has a uid
+// of its own, else the empty range. Whether they do is decided once, on
+// the Go side (python.Config.UIDPerTask), and the zygote follows it.
+func uidsOf(c python.Config) uidRange {
+	if c.UIDPerTask && c.TaskUIDCount > 0 {
 		return uidRange{c.TaskUID, c.TaskUIDCount}
 	}
 	return uidRange{}
@@ -83,4 +84,68 @@ func killUIDs(r uidRange, logger *slog.Logger) {
 		logger.Debug("killed processes left behind by a zygote's tasks", "count", found)
 	}
 	logger.Warn("processes left behind by a zygote's tasks were still alive after being killed", "uids", fmt.Sprintf("%d-%d", r.first, r.first+r.count-1))
+}
+
+// uidShares hands out shares of a root pyrunner's task uids, one per
+// zygote: the default environment's zygotes take the first ones, each
+// other environment in use one more, so that no two live task processes
+// ever share a uid. nil when tasks share one uid (not root).
+type uidShares struct {
+	base     python.Config
+	size     int // uids a zygote needs: its live processes, with room
+	defaults int // shares the default environment takes
+
+	// mu guards free.
+	mu   sync.Mutex
+	free []int
+}
+
+func newUIDShares(o Options) *uidShares {
+	r := uidsOf(o.Spec.Config)
+	if r.count == 0 {
+		return nil
+	}
+	u := &uidShares{base: o.Spec.Config, size: 2*o.MaxWorkers + 2, defaults: o.Zygotes}
+	for k := o.Zygotes; k < r.count/u.size; k++ {
+		u.free = append(u.free, k)
+	}
+	return u
+}
+
+// forDefault is the default environment's part of the range.
+func (u *uidShares) forDefault(c python.Config) python.Config {
+	if u != nil {
+		c.TaskUIDCount = u.defaults * u.size
+	}
+	return c
+}
+
+// forEnv gives o a share of its own, and the function that gives it back.
+func (u *uidShares) forEnv(o Options) (Options, func(), error) {
+	if u == nil {
+		return o, func() {}, nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.free) == 0 {
+		return o, nil, fmt.Errorf("every share of the task uids is in use by an environment (%d uids from %d, N8N_PYTHON_TASK_UID_COUNT)",
+			u.base.TaskUIDCount, u.base.TaskUID)
+	}
+	k := u.free[0]
+	u.free = u.free[1:]
+	c := o.Spec.Config
+	c.TaskUID = u.base.TaskUID + k*u.size
+	if u.base.TaskGID >= 0 {
+		c.TaskGID = u.base.TaskGID + k*u.size
+	}
+	c.TaskUIDCount = u.size
+	o.Spec.Config = c
+	var once sync.Once
+	return o, func() {
+		once.Do(func() {
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			u.free = append(u.free, k)
+		})
+	}, nil
 }

@@ -51,7 +51,7 @@ func (v *verdicts) lookup(code string) (known bool, refused *TaskError) {
 	return true, el.Value.(*verdict).refused
 }
 
-// securityViolations is the analysis's refusal (reference §12.3); other
+// securityViolations is the analysis's refusal (docs/sandbox.md §3); other
 // static errors (syntax, settings) are not verdicts on the code alone.
 const securityViolations = "Security violations detected"
 

@@ -3,7 +3,6 @@ package pool
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,16 +55,22 @@ func (s ProcessSpec) command(entry string) *exec.Cmd {
 // zygote is one Python process that forks task processes on request
 // (python/doc.go, "Zygote control socket").
 type zygote struct {
-	cmd        *exec.Cmd
-	ctl        *net.UnixConn
-	logger     *slog.Logger
-	cpuSeconds int
+	cmd    *exec.Cmd
+	ctl    *net.UnixConn
+	logger *slog.Logger
+	// outputs are the read ends of its stdout and stderr, logged line by
+	// line until every process that inherited them has let go.
+	outputs []*os.File
+	// wg counts the goroutines the zygote runs: its two log readers, its
+	// waiter and its control-socket reader. close waits for them.
+	wg sync.WaitGroup
 	// answerTimeout bounds the wait for the answer to a fork request.
 	answerTimeout time.Duration
 	// uids is the range its task processes run as when each has a uid of
 	// its own (count 0 otherwise).
 	uids uidRange
 
+	// mu guards the fields below.
 	mu       sync.Mutex
 	nextID   int
 	spawns   map[int]chan spawnReply
@@ -79,18 +84,6 @@ type spawnReply struct {
 	pid  int
 	exit *processExit
 	err  error
-}
-
-type controlMsg struct {
-	Op      string `json:"op"`
-	ID      int    `json:"id"`
-	Pid     int    `json:"pid"`
-	Code    *int   `json:"code"`
-	Signal  int    `json:"signal"`
-	Error   string `json:"error"`
-	Version string `json:"version"`
-	// Landlock is the ABI the task processes will use; 0: none.
-	Landlock *int `json:"landlock"`
 }
 
 // startZygote starts the zygote, sends it its configuration and waits for
@@ -140,31 +133,37 @@ func startZygote(ctx context.Context, spec ProcessSpec) (*zygote, error) {
 		return nil, fmt.Errorf("zygote control socket: %w", err)
 	}
 	z := &zygote{
-		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, cpuSeconds: spec.Config.CPUSeconds, answerTimeout: spec.startupTimeout(),
-		uids:   ownUIDs(spec.Config),
+		cmd: cmd, ctl: conn.(*net.UnixConn), logger: spec.Logger, outputs: []*os.File{outR, errR},
+		answerTimeout: spec.startupTimeout(), uids: uidsOf(spec.Config),
 		spawns: map[int]chan spawnReply{}, exits: map[int]*processExit{},
 		dead: make(chan struct{}), waitDone: make(chan struct{}),
 	}
-	go logLines(outR, spec.Logger, slog.LevelDebug, "zygote")
-	go logLines(errR, spec.Logger, slog.LevelWarn, "zygote")
-	go func() {
+	z.goTracked(func() { logLines(outR, spec.Logger, slog.LevelDebug, "zygote") })
+	z.goTracked(func() { logLines(errR, spec.Logger, slog.LevelWarn, "zygote") })
+	z.goTracked(func() {
 		err := cmd.Wait()
 		z.die(fmt.Errorf("%w: %v", ErrZygoteDead, err))
 		close(z.waitDone)
-	}()
+	})
 
 	if err := z.handshake(ctx, spec); err != nil {
-		z.close()
+		_ = z.close()
 		return nil, err
 	}
-	go z.readLoop()
+	z.goTracked(z.readLoop)
 	return z, nil
 }
 
+func (z *zygote) goTracked(f func()) {
+	z.wg.Add(1)
+	go func() {
+		defer z.wg.Done()
+		f()
+	}()
+}
+
 func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
-	cfg := spec.Config
-	cfg.Op = "config"
-	b, _ := json.Marshal(cfg)
+	b := python.ConfigFrame(spec.Config)
 	timeout := spec.startupTimeout()
 	// Cancelling ctx (the executor closing) ends the wait at once.
 	_ = z.ctl.SetDeadline(time.Now().Add(timeout))
@@ -185,12 +184,12 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 		}
 		return fmt.Errorf("zygote failed to start: %w (its stderr is in the log)", err)
 	}
-	var m controlMsg
-	if err := json.Unmarshal(buf[:n], &m); err == nil && m.Op == "failed" {
+	m, err := python.DecodeControl(buf[:n])
+	if err == nil && m.Op == "failed" {
 		return fmt.Errorf("zygote failed to start: %s", m.Error)
 	}
 	if err != nil || m.Op != "ready" {
-		return fmt.Errorf("zygote sent %q instead of ready", buf[:n])
+		return fmt.Errorf("zygote sent %q instead of ready (%v)", buf[:n], err)
 	}
 	z.logger.Debug("zygote ready", "pid", m.Pid, "python", m.Version)
 	if m.Landlock != nil && *m.Landlock == 0 && spec.Config.LandlockABI != 0 {
@@ -209,16 +208,16 @@ func (z *zygote) readLoop() {
 			z.die(fmt.Errorf("%w: control socket: %v", ErrZygoteDead, err))
 			return
 		}
-		var m controlMsg
-		if err := json.Unmarshal(buf[:n], &m); err != nil {
-			z.logger.Warn("zygote sent an undecodable message", "error", err)
+		m, err := python.DecodeControl(buf[:n])
+		if err != nil {
+			z.logger.Warn("zygote sent an invalid message", "error", err)
 			continue
 		}
 		z.dispatch(m)
 	}
 }
 
-func (z *zygote) dispatch(m controlMsg) {
+func (z *zygote) dispatch(m python.ControlMsg) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	switch m.Op {
@@ -273,7 +272,7 @@ func (z *zygote) die(err error) {
 
 // spawn forks a task process that serves up to maxTasks tasks (0: no limit)
 // on a channel of its own.
-func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) {
+func (z *zygote) spawn(ctx context.Context, maxTasks int) (*forkedProcess, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("task channel: %w", err)
@@ -291,8 +290,7 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	z.nextID++
 	id := z.nextID
 	z.spawns[id] = reply
-	msg, _ := json.Marshal(map[string]any{"op": "spawn", "id": id, "maxTasks": maxTasks})
-	err = z.write(msg, syscall.UnixRights(fds[1]))
+	err = z.write(python.SpawnMsg(id, maxTasks), syscall.UnixRights(fds[1]))
 	if err != nil {
 		delete(z.spawns, id)
 	}
@@ -322,22 +320,48 @@ func (z *zygote) spawn(ctx context.Context, maxTasks int) (*taskProcess, error) 
 	}
 	conn, err := net.FileConn(ours)
 	if err != nil {
-		_ = z.signal(r.pid, syscall.SIGKILL)
+		_ = z.signal(id, r.pid, syscall.SIGKILL)
 		return nil, fmt.Errorf("task channel: %w", err)
 	}
-	pid := r.pid
-	return &taskProcess{
-		pid: pid, conn: conn, exit: r.exit, cpuSeconds: z.cpuSeconds,
-		signal: func(sig syscall.Signal) error { return z.signal(pid, sig) },
-	}, nil
+	return &forkedProcess{pid: r.pid, spawnID: id, conn: conn, exit: r.exit, zygote: z}, nil
 }
 
-// signal asks the zygote to signal a task process's group. The zygote is
-// its parent and knows whether it is still unreaped, so a recycled pid is
-// never hit.
-func (z *zygote) signal(pid int, sig syscall.Signal) error {
-	msg, _ := json.Marshal(map[string]any{"op": "kill", "pid": pid, "signal": int(sig)})
-	return z.write(msg, nil)
+// signal asks the zygote to signal the group of task process pid, forked
+// for spawn request id. The zygote is its parent: it knows whether the
+// process is still unreaped and which request it was forked for, so a
+// recycled pid is never hit, not even one it gave a later child.
+func (z *zygote) signal(id, pid int, sig syscall.Signal) error {
+	return z.write(python.KillMsg(id, pid, int(sig)), nil)
+}
+
+// forkedProcess is a task process a zygote forked; the zygote is its
+// parent, signals it and reports its end.
+type forkedProcess struct {
+	pid     int
+	spawnID int // the spawn request it was forked for
+	conn    net.Conn
+	exit    *processExit
+	zygote  *zygote
+}
+
+var _ taskProcess = (*forkedProcess)(nil)
+
+func (p *forkedProcess) Pid() int                { return p.pid }
+func (p *forkedProcess) Channel() net.Conn       { return p.conn }
+func (p *forkedProcess) Exited() <-chan struct{} { return p.exit.done }
+func (p *forkedProcess) ExitStatus() exitStatus  { return p.exit.status }
+
+// Signal goes through the zygote. A zygote that is gone took the process
+// with it (PR_SET_PDEATHSIG): nothing is left to signal.
+func (p *forkedProcess) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.exit.done:
+		return nil
+	case <-p.zygote.dead:
+		return nil
+	default:
+	}
+	return p.zygote.signal(p.spawnID, p.pid, sig)
 }
 
 // write sends one control message. A zygote that does not take it within
@@ -354,13 +378,20 @@ func (z *zygote) write(msg, oob []byte) error {
 }
 
 // close stops the zygote and, through it, every task process. Safe to call
-// twice.
-func (z *zygote) close() {
+// twice. It fails only when the zygote had to be killed and even that
+// failed.
+func (z *zygote) close() error {
 	_ = z.ctl.Close() // the zygote kills its children and exits on hang-up
+	grace := time.NewTimer(KillGrace)
+	defer grace.Stop()
+	var err error
 	select {
 	case <-z.waitDone:
-	case <-time.After(KillGrace):
-		_ = z.cmd.Process.Kill()
+	case <-grace.C:
+		z.logger.Debug("zygote still running a second after its control socket closed: SIGKILL", "pid", z.cmd.Process.Pid)
+		if kerr := z.cmd.Process.Kill(); kerr != nil && !errors.Is(kerr, os.ErrProcessDone) {
+			err = fmt.Errorf("killing zygote %d: %w", z.cmd.Process.Pid, kerr)
+		}
 		<-z.waitDone
 	}
 	if z.uids.count > 0 {
@@ -368,6 +399,14 @@ func (z *zygote) close() {
 		// and detached may still run, as uids that only its tasks use.
 		killUIDs(z.uids, z.logger)
 	}
+	// The output pipes reach EOF once every process that inherited them is
+	// gone. A straggler that escaped the clean-up gets KillGrace; then the
+	// log readers stop.
+	for _, f := range z.outputs {
+		_ = f.SetReadDeadline(time.Now().Add(KillGrace))
+	}
+	z.wg.Wait()
+	return err
 }
 
 func logLines(r io.ReadCloser, logger *slog.Logger, level slog.Level, source string) {

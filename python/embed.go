@@ -11,7 +11,7 @@ import (
 // Runtime holds the pyrunner_runtime package (not its tests, nor any
 // __pycache__ left by running them).
 //
-//go:embed runtime/pyrunner_runtime/*.py
+//go:embed runtime/pyrunner_runtime/*.py runtime/pyrunner_runtime/*.json
 var Runtime embed.FS
 
 // RuntimeFS is the tree to put on sys.path: it contains pyrunner_runtime/.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // calls, then exactly one runner:taskdone or runner:taskerror. It runs on
 // its own goroutine and tells the loop when it is done.
 func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
-	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal, Code: t.settings.Code})
+	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal,
+		Code: t.settings.Code, Mode: t.settings.NodeMode})
 	took := time.Since(t.started)
 	outcome := "success"
 
@@ -37,13 +39,14 @@ func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 			outcome = "timeout"
 		}
 		r.logPrints(res.Prints)
-		if t.settings.ContinueOnFail && res.Err.Kind != pool.KindStatic {
-			// n8n's runner turns any failure while executing into one
-			// error item (reference §10.8); prints are dropped.
-			item, _ := broker.RawJSON([]map[string]map[string]string{{"json": {"error": res.Err.Message}}})
-			r.sendDone(t, item, took)
-		} else {
+		r.logAllowlistHints(t.id, res.Err)
+		if t.settings.ContinueOnFail {
+			res = res.ContinueOnFail()
+		}
+		if res.Err != nil {
 			r.sendError(t.conn, t.id, res.Err)
+		} else {
+			r.sendDone(t, res.Result, took)
 		}
 		r.post(taskEnded{id: t.id, outcome: outcome, took: took})
 		return
@@ -122,4 +125,32 @@ func byteSize(n int) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// disallowedImport finds the sandbox's refusals of an import, in n8n's
+// words, in a task error's message or description.
+var disallowedImport = regexp.MustCompile(`Import of (standard library module|external package) '([^']+)' is disallowed`)
+
+// logAllowlistHints says in pyrunner's log which setting would allow an
+// import the sandbox refused. The task error keeps n8n's exact text
+// ("Allowed stdlib modules: none"), which names no setting.
+func (r *Runner) logAllowlistHints(taskID string, e *pool.TaskError) {
+	text := e.Message
+	if e.Description != nil {
+		text += "\n" + *e.Description
+	}
+	seen := map[string]bool{}
+	for _, m := range disallowedImport.FindAllStringSubmatch(text, -1) {
+		kind, module := m[1], m[2]
+		if seen[module] {
+			continue
+		}
+		seen[module] = true
+		setting := "N8N_RUNNERS_STDLIB_ALLOW"
+		if kind == "external package" {
+			setting = "N8N_RUNNERS_EXTERNAL_ALLOW"
+		}
+		r.log.Warn(fmt.Sprintf("Task %s imports %s '%s', which %s does not allow: add it there (comma-separated, or * for all) to allow it",
+			taskID, kind, module, setting))
+	}
 }

@@ -42,7 +42,7 @@ func (r *Runner) handleFrame(ctx context.Context, s *loopState, idle *idleTimer,
 		r.drained.Store(true)
 		r.log.Info("Received drain signal, stopped accepting new tasks")
 	case broker.TypeRPCResponse:
-		// logNodeOutput's answer; nothing waits for it (reference §10.10).
+		// logNodeOutput's answer; nothing waits for it (docs/protocol.md §5.6).
 	case broker.TypeTaskDataResponse, broker.TypeNodeTypes:
 		// JavaScript runners' messages; a Python task carries its items.
 	default:
@@ -71,14 +71,14 @@ func (r *Runner) answerMalformed(s *loopState, m broker.Message, err error) {
 // failWaiting ends a task that is waiting for its settings with a
 // runner:taskerror.
 func (r *Runner) failWaiting(s *loopState, t *task, message string) {
-	delete(s.tasks, t.id)
+	s.forget(t.id)
 	r.sendError(t.conn, t.id, &pool.TaskError{Message: message, Description: new(string)})
 	r.opts.Observer.TaskFinished("error", 0)
 	r.topUp(s)
 }
 
 // accept answers broker:taskofferaccept with n8n's runner's checks, in its
-// order (reference §5.4), after our own: a stopping runner refuses.
+// order (docs/protocol.md §5.4), after our own: a stopping runner refuses.
 func (r *Runner) accept(s *loopState, idle *idleTimer, taskID, offerID string) {
 	switch {
 	case s.stopping:
@@ -92,7 +92,7 @@ func (r *Runner) accept(s *loopState, idle *idleTimer, taskID, offerID string) {
 	default:
 		s.tasks[taskID] = &task{id: taskID, state: waitingForSettings, conn: s.conn}
 		if r.send(s.conn, broker.TaskAccepted(taskID)) != nil {
-			delete(s.tasks, taskID)
+			s.forget(taskID)
 			return
 		}
 		r.log.Info("Accepted task " + taskID)
@@ -107,7 +107,7 @@ func (r *Runner) reject(s *loopState, taskID, reason string) {
 	_ = r.send(s.conn, broker.TaskRejected(taskID, reason))
 }
 
-// cancel handles broker:taskcancel in both states of a task (reference §8.2).
+// cancel handles broker:taskcancel in both states of a task (docs/protocol.md §8.2).
 func (r *Runner) cancel(s *loopState, taskID string) {
 	t, ok := s.tasks[taskID]
 	if !ok {
@@ -147,7 +147,11 @@ func (r *Runner) start(ctx context.Context, s *loopState, m broker.Message, set 
 	taskCtx, cancel := context.WithCancelCause(ctx)
 	t.state, t.cancel, t.settings, t.started = running, cancel, set, time.Now()
 	r.log.Info("Received task " + t.id)
-	go r.execute(taskCtx, t, m.Settings)
+	r.tasks.Add(1)
+	go func() {
+		defer r.tasks.Done()
+		r.execute(taskCtx, t, m.Settings)
+	}()
 }
 
 func truncate(b []byte, n int) string {

@@ -17,6 +17,8 @@ var (
 	errConnectionLost    = errors.New("connection to the broker lost")
 	// errShutdown kills at once: the task already had the graceful timeout.
 	errShutdown = fmt.Errorf("runner shutting down: %w", pool.ErrKillNow)
+	// errTaskOver releases the context of a task that has ended.
+	errTaskOver = errors.New("task over")
 )
 
 // shutdownReportWait bounds how long, after killing the remaining tasks on
@@ -82,7 +84,7 @@ func (r *Runner) loop(ctx context.Context) error {
 					r.handleFrame(ctx, s, idle, ev)
 				}
 			case taskEnded:
-				delete(s.tasks, ev.id)
+				s.forget(ev.id)
 				r.opts.Observer.TaskFinished(ev.outcome, ev.took)
 				idle.arm()
 				r.topUp(s)
@@ -135,6 +137,16 @@ func (r *Runner) loop(ctx context.Context) error {
 	}
 }
 
+// forget removes a task from the loop's state and releases its context,
+// however the task ended. The context is a child of the loop's, which
+// would otherwise keep it, and what it refers to, for the runner's life.
+func (s *loopState) forget(id string) {
+	if t := s.tasks[id]; t != nil && t.cancel != nil {
+		t.cancel(errTaskOver)
+	}
+	delete(s.tasks, id)
+}
+
 // attach makes conn the current connection; the broker will send
 // broker:inforequest at once.
 func (r *Runner) attach(s *loopState, ev connOpened) {
@@ -157,7 +169,11 @@ func (r *Runner) detach(s *loopState, conn *broker.Conn, why error) {
 	if conn != s.conn || conn == nil {
 		return
 	}
-	if !errors.Is(why, broker.ErrStop) && !s.stopping {
+	switch {
+	case errors.Is(why, broker.ErrStop) || s.stopping:
+	case r.singleUse:
+		r.log.Info(fmt.Sprintf("Disconnected from broker: %v", why))
+	default:
 		r.log.Warn(fmt.Sprintf("Disconnected from broker: %v", why))
 	}
 	for id, t := range s.tasks {
@@ -180,16 +196,17 @@ func (r *Runner) detach(s *loopState, conn *broker.Conn, why error) {
 // drop forgets a task that will never report (it got no settings, or did
 // not answer being killed) and counts it as cancelled.
 func (r *Runner) drop(s *loopState, id string) {
-	delete(s.tasks, id)
+	s.forget(id)
 	r.opts.Observer.TaskFinished("cancelled", 0)
 }
 
-// finish ends the last connection with a normal close (1000).
+// finish ends the last connection with a normal close (1000), before
+// letting go of it.
 func (r *Runner) finish(s *loopState) {
 	if s.conn != nil {
 		conn := s.conn
-		r.detach(s, conn, broker.ErrStop)
 		_ = conn.Close()
+		r.detach(s, conn, broker.ErrStop)
 	}
 }
 

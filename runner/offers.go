@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Offer timing, from n8n's runner (PY/src/constants.py, reference §5.2).
+// Offer timing, n8n's runner's constants (docs/protocol.md §5.2).
 const (
 	OfferInterval       = 250 * time.Millisecond
 	OfferValidity       = 5000 * time.Millisecond

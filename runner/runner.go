@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,13 @@ type Runner struct {
 	shutdown     chan struct{} // closed by Shutdown
 	loopDone     chan struct{} // closed when loop returns
 	drained      atomic.Bool   // set by loop: the broker sent broker:drain
+	// tasks counts the goroutines running tasks (execute); Run waits for
+	// them, so that nothing the runner started outlives it.
+	tasks sync.WaitGroup
+	// singleUse: the runner has one connection only (a launcher's grant,
+	// no auth token). Its end is then the normal end of the runner's life,
+	// not a fault. Set by Run before the loop starts.
+	singleUse bool
 }
 
 // New returns a Runner that will execute tasks on exec.
@@ -97,6 +105,7 @@ func New(opts Options, exec pool.Executor) *Runner {
 func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 	dialCtx, cancelDial := context.WithCancel(ctx)
 	defer cancelDial()
+	r.singleUse = d.AuthToken == ""
 	loopErr := make(chan error, 1)
 	go func() {
 		err := r.loop(ctx)
@@ -109,6 +118,9 @@ func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 	// No more connections will come: the loop ends once its tasks have.
 	r.Shutdown()
 	err := <-loopErr
+	// Tasks the loop gave up on (killed at shutdown, or abandoned) have
+	// been cancelled; their goroutines end with the executor's Run.
+	r.tasks.Wait()
 	switch {
 	case err != nil:
 		return err
@@ -116,6 +128,12 @@ func (r *Runner) Run(ctx context.Context, d *broker.Dialer) error {
 		return nil
 	case errors.Is(dialErr, broker.ErrGrantUsed) && r.wasDrained():
 		r.log.Info("The broker drained and closed the connection; exiting so that a new runner can take over")
+		return nil
+	case errors.Is(dialErr, broker.ErrGrantUsed):
+		// Behind n8n's launcher this is how a runner's life ends (n8n
+		// stopped or restarted): the launcher starts a new one with a new
+		// grant once this one has exited.
+		r.log.Info(fmt.Sprintf("%v; a runner started with a single-use grant (N8N_RUNNERS_GRANT_TOKEN, no N8N_RUNNERS_AUTH_TOKEN) exits here, so that its launcher can start a new one", dialErr))
 		return nil
 	}
 	return dialErr
@@ -149,7 +167,9 @@ func (r *Runner) serve(ctx context.Context, conn *broker.Conn) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	pumped := make(chan struct{})
 	go func() {
+		defer close(pumped)
 		for {
 			frame, err := conn.Receive(ctx)
 			if err != nil {
@@ -169,12 +189,17 @@ func (r *Runner) serve(ctx context.Context, conn *broker.Conn) error {
 			r.post(ev)
 		}
 	}()
+	var err error
 	select {
-	case err := <-done:
-		return err
+	case err = <-done:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	// The pump ends with the connection: nothing of this connection
+	// outlives serve.
+	_ = conn.CloseNow()
+	<-pumped
+	return err
 }
 
 type connOpened struct {

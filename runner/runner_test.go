@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker"
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/excerpt"
 	"github.com/pyrunner/pyrunner/pool"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
@@ -45,6 +47,11 @@ func (e *gateExecutor) Run(ctx context.Context, t pool.Task) pool.Result {
 	}
 }
 
+// testWait bounds every wait in these tests for something bound to
+// happen: long enough for a loaded 2-core machine, free when things go
+// well. Reaching it is a failure, not a measurement.
+const testWait = 30 * time.Second
+
 type harness struct {
 	t      *testing.T
 	b      *fakebroker.Broker
@@ -62,7 +69,9 @@ func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Opti
 	}
 	t.Cleanup(func() { b.Close() })
 	logs := &fakebroker.SyncBuffer{}
-	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	r := New(opts, exec)
 	h := &harness{t: t, b: b, r: r, done: make(chan error, 1), logs: logs}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,14 +82,14 @@ func start(t *testing.T, exec pool.Executor, opts Options, bopts fakebroker.Opti
 		cancel()
 		select {
 		case <-h.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testWait):
 			t.Error("runner did not stop")
 		}
 		if t.Failed() {
-			t.Logf("runner log:\n%s", logs.String())
+			t.Logf("runner log:\n%s", excerpt.Of(logs.String()))
 		}
 	})
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), testWait)
 	defer wcancel()
 	if err := b.WaitRegistered(wctx, 1); err != nil {
 		t.Fatal(err)
@@ -105,7 +114,7 @@ func (h *harness) sent(typ string) []broker.Message {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testWait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if cond() {
 			return
 		}
@@ -115,19 +124,63 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 var trivial = json.RawMessage(`{"code":"return []","nodeMode":"runOnceForAllItems","items":[]}`)
 
+// topUps counts the runner's top-ups of its offers (every OfferInterval
+// tick, and when a slot frees) through the Observer, and keeps the last
+// count of open offers it reported: a test can wait for ticks to pass,
+// however slowly they come, instead of sleeping.
+type topUps struct {
+	nopObserver
+	n    atomic.Int32
+	open atomic.Int32
+}
+
+func newTopUps() *topUps {
+	c := &topUps{}
+	c.open.Store(-1)
+	return c
+}
+
+func (c *topUps) OffersOpen(n int) {
+	c.open.Store(int32(n))
+	c.n.Add(1)
+}
+
+// wait returns once the runner has topped up its offers k more times.
+func (c *topUps) wait(t *testing.T, k int) {
+	t.Helper()
+	from := c.n.Load()
+	eventually(t, fmt.Sprintf("%d offer ticks", k), func() bool { return c.n.Load() >= from+int32(k) })
+}
+
 func TestOffersFollowN8NsRunner(t *testing.T) {
 	exec := newGateExecutor(8)
-	h := start(t, exec, Options{MaxConcurrency: 3}, fakebroker.Options{})
+	ticks := newTopUps()
+	h := start(t, exec, Options{MaxConcurrency: 3, Observer: ticks}, fakebroker.Options{})
 	eventually(t, "3 open offers", func() bool { return len(h.b.OpenOffers()) == 3 })
 	for _, o := range h.b.OpenOffers() {
 		if o.TaskType != "python" || o.ValidFor < 5000 || o.ValidFor > 5500 {
 			t.Fatalf("offer %+v: want python, validFor 5000..5500", o)
 		}
 	}
-	// No more than concurrency, tick after tick.
-	time.Sleep(3 * OfferInterval)
-	if n := len(h.sent(broker.TypeTaskOffer)); n != 3 {
-		t.Fatalf("%d offers sent, want 3", n)
+	// No more than concurrency, tick after tick, while those are valid
+	// (an offer that expired is replaced, rightly, and a loaded machine
+	// may take that long for three ticks).
+	ticks.wait(t, 3)
+	var first time.Time
+	n := 0
+	for _, f := range h.b.Transcript() {
+		if m, err := broker.Decode(f.Msg); f.Dir != fakebroker.DirRunnerToBroker || err != nil || m.Type != broker.TypeTaskOffer {
+			continue
+		}
+		if first.IsZero() {
+			first = f.T
+		}
+		if f.T.Before(first.Add(OfferValidity)) {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d offers sent while the first were valid, want 3", n)
 	}
 	// A task takes a slot; its end frees it at once, not on the next tick.
 	req := h.b.Request(trivial, fakebroker.RequestOptions{})
@@ -143,8 +196,9 @@ func TestOffersFollowN8NsRunner(t *testing.T) {
 
 func TestOffersFollowPoolCapacity(t *testing.T) {
 	exec := newGateExecutor(0)
-	h := start(t, exec, Options{MaxConcurrency: 5}, fakebroker.Options{})
-	time.Sleep(2 * OfferInterval)
+	ticks := newTopUps()
+	h := start(t, exec, Options{MaxConcurrency: 5, Observer: ticks}, fakebroker.Options{})
+	ticks.wait(t, 2)
 	if n := len(h.b.OpenOffers()); n != 0 {
 		t.Fatalf("%d offers while the pool cannot run anything", n)
 	}
@@ -180,14 +234,18 @@ func TestRejections(t *testing.T) {
 
 func TestShuttingDownRejectsAndReportsKilledTasks(t *testing.T) {
 	exec := newGateExecutor(2)
-	h := start(t, exec, Options{MaxConcurrency: 2, GracefulShutdownTimeout: 200 * time.Millisecond}, fakebroker.Options{})
+	offersOpen := newTopUps()
+	// The late accepts below must arrive within the graceful timeout.
+	h := start(t, exec, Options{MaxConcurrency: 2, GracefulShutdownTimeout: 3 * time.Second, Observer: offersOpen}, fakebroker.Options{})
 	eventually(t, "offers", func() bool { return len(h.b.OpenOffers()) == 2 })
 	offers := h.b.OpenOffers()
 	req := h.b.Request(trivial, fakebroker.RequestOptions{})
 	<-exec.started
 	h.r.Shutdown()
 	// An accept racing the shutdown is refused, as n8n's JS runner does.
-	time.Sleep(50 * time.Millisecond)
+	// The runner has taken the shutdown in once it dropped its offers
+	// (with a task running and a slot free it has one open otherwise).
+	eventually(t, "the offers dropped for the shutdown", func() bool { return offersOpen.open.Load() == 0 })
 	for _, o := range offers {
 		h.b.SendRaw("runner-1", []byte(fmt.Sprintf(`{"type":"broker:taskofferaccept","taskId":"late","offerId":%q}`, o.OfferID)))
 	}
@@ -197,7 +255,7 @@ func TestShuttingDownRejectsAndReportsKilledTasks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testWait):
 		t.Fatal("runner did not stop after the graceful timeout")
 	}
 	out, err := req.Wait(context.Background())
@@ -211,11 +269,14 @@ func TestShuttingDownRejectsAndReportsKilledTasks(t *testing.T) {
 }
 
 func TestIdleTimerWaitsForRunningTasks(t *testing.T) {
+	// The countdown starts at registration: the timeout is long enough
+	// for the task to be accepted first on a loaded machine.
+	const idle = time.Second
 	exec := newGateExecutor(1)
-	h := start(t, exec, Options{MaxConcurrency: 1, AutoShutdownTimeout: 300 * time.Millisecond}, fakebroker.Options{})
+	h := start(t, exec, Options{MaxConcurrency: 1, AutoShutdownTimeout: idle}, fakebroker.Options{})
 	req := h.b.Request(trivial, fakebroker.RequestOptions{})
 	<-exec.started
-	time.Sleep(600 * time.Millisecond) // past the idle timeout, but busy
+	time.Sleep(2 * idle) // past the idle timeout, but busy
 	select {
 	case err := <-h.done:
 		t.Fatalf("runner stopped while a task ran: %v", err)
@@ -231,7 +292,7 @@ func TestIdleTimerWaitsForRunningTasks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("idle exit: %v", err)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(testWait):
 		t.Fatal("no idle exit")
 	}
 	if !strings.Contains(h.logs.String(), "Reached idle timeout, starting shutdown...") {
@@ -239,34 +300,45 @@ func TestIdleTimerWaitsForRunningTasks(t *testing.T) {
 	}
 }
 
-// TestPongsWhileTasksRunCPUBound: the broker pings every 200 ms and drops
+// TestPongsWhileTasksRunCPUBound: the broker pings every second and drops
 // a runner that misses a pong (close 1002). Two CPU-bound Python tasks
-// filling both cores must not delay the pongs.
+// filling both cores must not delay the pongs. A second is 30 times
+// n8n's rate and still generous: a pong takes milliseconds, even on a
+// machine whose other work keeps both cores busy too.
 func TestPongsWhileTasksRunCPUBound(t *testing.T) {
 	exec := pooltest.Executor(t, 2)
-	h := start(t, exec, Options{MaxConcurrency: 2}, fakebroker.Options{HeartbeatInterval: 200 * time.Millisecond})
-	busy := json.RawMessage(`{"code":"import time\nend = time.time() + 2\nn = 0\nwhile time.time() < end:\n    n += 1\nreturn [{'json': {'spun': n > 0}}]","nodeMode":"runOnceForAllItems","items":[]}`)
+	h := start(t, exec, Options{MaxConcurrency: 2}, fakebroker.Options{HeartbeatInterval: time.Second})
+	busy := json.RawMessage(`{"code":"import time\nend = time.time() + 5\nn = 0\nwhile time.time() < end:\n    n += 1\nreturn [{'json': {'spun': n > 0}}]","nodeMode":"runOnceForAllItems","items":[]}`)
 	var reqs []*fakebroker.Request
 	for range 2 {
 		reqs = append(reqs, h.b.Request(busy, fakebroker.RequestOptions{}))
 	}
+	var bothSpun, firstDone time.Time
 	for _, req := range reqs {
 		out, err := req.Wait(context.Background())
 		if err != nil || !out.Done || string(out.Result) != `[{"json":{"spun":true}}]` {
 			t.Fatalf("task lost with the connection: %v %s %s", err, out.Result, out.Error)
 		}
+		if out.SettingsSent.After(bothSpun) {
+			bothSpun = out.SettingsSent
+		}
+		if firstDone.IsZero() || out.Completed.Before(firstDone) {
+			firstDone = out.Completed
+		}
 	}
 	pings := 0
 	for _, f := range h.b.Transcript() {
-		switch f.Dir {
-		case fakebroker.DirWSClose:
+		switch {
+		case f.Dir == fakebroker.DirWSClose:
 			t.Fatalf("connection closed: %s", f.Msg)
-		case fakebroker.DirWSPing:
+		case f.Dir == fakebroker.DirWSPing && f.T.After(bothSpun) && f.T.Before(firstDone):
 			pings++
 		}
 	}
-	if pings < 5 {
-		t.Fatalf("only %d pings: the heartbeat did not run", pings)
+	// Each ping's pong is checked at the next one: three pings while both
+	// tasks spun are two pongs on time under full load.
+	if pings < 3 {
+		t.Fatalf("only %d pings while both tasks spun: the heartbeat did not run", pings)
 	}
 }
 
@@ -361,5 +433,34 @@ func TestFramesLargerThanThePayloadLimitBecomeErrors(t *testing.T) {
 	}
 	if len(h.b.Runners()) != 1 {
 		t.Fatalf("the runner lost its connection: %v", h.b.Runners())
+	}
+}
+
+// TestRefusedImportNamesTheSettingInTheLog: the task error keeps n8n's
+// text; pyrunner's log says which setting allows the import.
+func TestRefusedImportNamesTheSettingInTheLog(t *testing.T) {
+	exec := newGateExecutor(1)
+	h := start(t, exec, Options{MaxConcurrency: 1}, fakebroker.Options{})
+	req := h.b.Request(trivial, fakebroker.RequestOptions{})
+	<-exec.started
+	desc := "Line 1: Import of standard library module 'os' is disallowed. Allowed stdlib modules: none\n" +
+		"Line 2: Import of external package 'pandas' is disallowed. Allowed external packages: none\n" +
+		"Line 3: Import of standard library module 'os' is disallowed. Allowed stdlib modules: none"
+	exec.release <- pool.Result{Err: &pool.TaskError{Message: "Security violations detected", Description: &desc, Kind: pool.KindStatic}}
+	out, err := req.Wait(context.Background())
+	if err != nil || out.Done {
+		t.Fatalf("%v done=%v", err, out.Done)
+	}
+	if want := `{"message":"Security violations detected","description":` + strconv.Quote(desc) + `}`; string(out.Error) != want {
+		t.Fatalf("the task error changed:\n got %s\nwant %s", out.Error, want)
+	}
+	logs := h.logs.String()
+	for _, want := range []string{
+		"imports standard library module 'os', which N8N_RUNNERS_STDLIB_ALLOW does not allow",
+		"imports external package 'pandas', which N8N_RUNNERS_EXTERNAL_ALLOW does not allow",
+	} {
+		if strings.Count(logs, want) != 1 {
+			t.Errorf("want one log line with %q:\n%s", want, logs)
+		}
 	}
 }

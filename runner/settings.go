@@ -2,13 +2,15 @@ package runner
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/pyrunner/pyrunner/broker/jsonscan"
+	"github.com/pyrunner/pyrunner/internal/jsonscan"
+	"github.com/pyrunner/pyrunner/python"
 )
 
-// Code-node modes (reference §10.2).
+// Code-node modes (docs/code-node.md §2).
 const (
 	ModeAllItems = "runOnceForAllItems"
 	ModeEachItem = "runOnceForEachItem"
@@ -38,21 +40,21 @@ func parseSettings(raw json.RawMessage) (settings, error) {
 		return nil
 	})
 	if err != nil {
-		return settings{}, fmt.Errorf("Invalid task settings message: settings must be an object")
+		return settings{}, errors.New(python.Text("settings_not_object"))
 	}
 	var problems []string
 	str := func(name string, required bool) string {
 		v, ok := fields[name]
 		if !ok || string(v) == "null" {
 			if required {
-				problems = append(problems, "Missing field in task settings message: "+name)
+				problems = append(problems, python.Text("missing_field", "field", name))
 			}
 			return ""
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
 			if required {
-				problems = append(problems, fmt.Sprintf("Invalid field in task settings message: %s must be a string", name))
+				problems = append(problems, python.Text("invalid_field", "field", name, "kind", "a string"))
 			}
 			return ""
 		}
@@ -67,16 +69,16 @@ func parseSettings(raw json.RawMessage) (settings, error) {
 		WorkflowName: orUnknown(str("workflowName", false)),
 	}
 	if s.NodeMode != "" && s.NodeMode != ModeAllItems && s.NodeMode != ModeEachItem {
-		problems = append(problems, "Unknown nodeMode: "+s.NodeMode)
+		problems = append(problems, python.Text("unknown_node_mode", "mode", s.NodeMode))
 	}
 	if v, ok := fields["items"]; !ok || string(v) == "null" {
-		problems = append(problems, "Missing field in task settings message: items")
+		problems = append(problems, python.Text("missing_field", "field", "items"))
 	} else if v[0] != '[' {
-		problems = append(problems, "Invalid field in task settings message: items must be an array")
+		problems = append(problems, python.Text("invalid_field", "field", "items", "kind", "an array"))
 	}
 	if v, ok := fields["continueOnFail"]; ok && string(v) != "null" {
 		if err := json.Unmarshal(v, &s.ContinueOnFail); err != nil {
-			problems = append(problems, "Invalid field in task settings message: continueOnFail must be a boolean")
+			problems = append(problems, python.Text("invalid_field", "field", "continueOnFail", "kind", "a boolean"))
 		}
 	}
 	if len(problems) > 0 {

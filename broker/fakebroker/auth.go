@@ -10,7 +10,8 @@ import (
 )
 
 // Paths of the broker's endpoints. n8n's N8N_RUNNERS_PATH could move the
-// first two, but the launcher and every runner hard-code them (§2.1).
+// first two, but the launcher and every runner hard-code them
+// (docs/protocol.md §2.1).
 const (
 	pathAuth    = "/runners/auth"
 	pathWS      = "/runners/_ws"
@@ -18,13 +19,13 @@ const (
 )
 
 // forbiddenBody is n8n 2.41.1's 403 body for a wrong auth token, as
-// recorded (probe transcript, scenario A).
+// recorded (docs/n8n-observed.md §12).
 const forbiddenBody = `{"code":403,"message":"Forbidden","stacktrace":"ResponseError: Forbidden\n    at TaskBrokerAuthController.createGrantToken (<path>:29:10)\n    at processTicksAndRejections (node:internal/process/task_queues:104:5)\n    at <path>:193:24\n    at <path>:121:17"}`
 
 // maxAuthBody bounds what /runners/auth reads; a token is 64 characters.
 const maxAuthBody = 1 << 20
 
-// handleAuth is POST /runners/auth (reference §2.1): auth token in, grant
+// handleAuth is POST /runners/auth (docs/protocol.md §2.1): auth token in, grant
 // token out.
 func (b *Broker) handleAuth(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(io.LimitReader(r.Body, maxAuthBody))
@@ -111,7 +112,7 @@ func (b *Broker) mintGrantLocked() string {
 }
 
 // consumeGrantLocked deletes token and reports whether it was valid: known,
-// unexpired and unused (reference §2.2).
+// unexpired and unused (docs/protocol.md §2.2).
 func (b *Broker) consumeGrantLocked(token string) bool {
 	exp, ok := b.grants[token]
 	delete(b.grants, token)

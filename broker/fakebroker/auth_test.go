@@ -81,7 +81,7 @@ func TestAuth(t *testing.T) {
 func TestAuthForbiddenBodyIsN8ns(t *testing.T) {
 	b := startBroker(t, Options{})
 	_, body := postAuth(t, b, `{"token":"wrong-token"}`)
-	// Recorded from n8n 2.41.1 (probe transcript, scenario A).
+	// Recorded from n8n 2.41.1 (docs/n8n-observed.md §12).
 	want := `{"code":403,"message":"Forbidden","stacktrace":"ResponseError: Forbidden\n    at TaskBrokerAuthController.createGrantToken (<path>:29:10)\n    at processTicksAndRejections (node:internal/process/task_queues:104:5)\n    at <path>:193:24\n    at <path>:121:17"}`
 	if body != want {
 		t.Errorf("403 body\n got %s\nwant %s", body, want)

@@ -204,6 +204,26 @@ func (b *Broker) SendRaw(runnerID string, frame []byte) error {
 	return nil
 }
 
+// Ping sends the registered runner runnerID a ping control frame now and
+// waits for its pong (or ctx): one heartbeat, at a moment a test chooses,
+// without the heartbeat's verdict. A frame being written to the runner
+// goes first.
+func (b *Broker) Ping(ctx context.Context, runnerID string) error {
+	b.mu.Lock()
+	c, closed := b.runners[runnerID], b.closed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case c == nil:
+		return fmt.Errorf("ping %q: %w", runnerID, ErrUnknownRunner)
+	}
+	if err := c.ws.Ping(ctx); err != nil {
+		return fmt.Errorf("ping %q: %w", runnerID, err)
+	}
+	return nil
+}
+
 // notifyRunnersLocked wakes WaitRegistered callers.
 func (b *Broker) notifyRunnersLocked() {
 	close(b.runnersChanged)

@@ -58,7 +58,7 @@ func newConn(b *Broker, runnerID string) *conn {
 }
 
 // openConn registers c with the broker, starts its writer and sends
-// broker:inforequest at once (reference §5.1). It reports false, having
+// broker:inforequest at once (docs/protocol.md §5.1). It reports false, having
 // started nothing, when the broker is closed; otherwise the caller owns one
 // count of b.wg for the reader.
 func (b *Broker) openConn(c *conn) bool {
@@ -166,7 +166,7 @@ func (b *Broker) dropConnLocked(c *conn, code websocket.StatusCode, reason, fail
 }
 
 // connEnded handles the end of a connection the broker did not close
-// itself: the runner closed it, or it broke (reference §9.2).
+// itself: the runner closed it, or it broke (docs/protocol.md §9.2).
 func (b *Broker) connEnded(c *conn, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

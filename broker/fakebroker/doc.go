@@ -4,9 +4,10 @@
 //
 // It is used by the runner's tests, by end-to-end tests that run the built
 // pyrunner binary, and by `pyrunner demo`. Where convenience and n8n disagree,
-// it does what n8n does (reference §2–§9, Appendix A, and the transcripts in
-// /work/shared/reference/transcripts); where the reference is silent it
-// follows n8n's task-broker sources, and says so in a comment.
+// it does what n8n does (docs/protocol.md §2–§9, docs/conformance.md, and
+// the frames recorded from n8n 2.41.1, docs/n8n-observed.md §12); where
+// those are silent it follows n8n's task-broker sources, and says so in a
+// comment.
 //
 // It owns the broker side only: auth and grant tokens, the upgrade checks,
 // registration, offer matching, task timeouts, heartbeat, drain. It knows

@@ -9,10 +9,10 @@ import (
 
 // heartbeatLoop pings every registered connection each HeartbeatInterval
 // and drops those that sent no pong since the previous tick with 1002
-// (reference §7). Like n8n's checkConnectionLiveness it checks the runner
-// connections, which are the registered ones, and it checks all of them
-// (the reference's "stops at the first dead connection" is 2.27.4's loop;
-// newer n8n checks every connection in a tick).
+// (docs/protocol.md §7). Like n8n's checkConnectionLiveness it checks the
+// runner connections, which are the registered ones, and it checks all of
+// them: 2.27.4's loop stopped at the first dead connection, newer n8n checks
+// every connection in a tick (docs/n8n-observed.md §13).
 func (b *Broker) heartbeatLoop() {
 	tick := time.NewTicker(b.opts.HeartbeatInterval)
 	defer tick.Stop()

@@ -2,6 +2,7 @@ package fakebroker
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,12 @@ func keepReading(t *testing.T, r *runner) {
 	})
 }
 
+// TestHeartbeatDropsRunnerThatStopsAnswering: a runner that stops reading
+// is dropped; one that reads answers every ping in time. The interval is
+// the time the healthy one has for each pong: 500 ms, where a pong from
+// this process takes milliseconds, even on a loaded machine.
 func TestHeartbeatDropsRunnerThatStopsAnswering(t *testing.T) {
-	b := startBroker(t, Options{HeartbeatInterval: 30 * time.Millisecond})
+	b := startBroker(t, Options{HeartbeatInterval: 500 * time.Millisecond})
 	healthy := register(t, b, "healthy")
 	keepReading(t, healthy)
 	stuck := register(t, b, "stuck")
@@ -97,5 +102,22 @@ func TestHeartbeatIsAPingControlFrame(t *testing.T) {
 		if f.Dir == DirBrokerToRunner && strings.Contains(string(f.Msg), "ping") {
 			t.Errorf("heartbeat sent as a JSON message: %s", f.Msg)
 		}
+	}
+}
+
+// TestPingWaitsForThePong: Ping returns once the runner has answered; a
+// runner that does not read never answers, and an unknown one is named.
+func TestPingWaitsForThePong(t *testing.T) {
+	b := startBroker(t, Options{})
+	keepReading(t, register(t, b, "reading"))
+	register(t, b, "stuck")
+	noErr(t, b.Ping(waitCtx(t), "reading"))
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := b.Ping(ctx, "stuck"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ping to a runner that does not read: %v, want the deadline", err)
+	}
+	if err := b.Ping(waitCtx(t), "nobody"); !errors.Is(err, ErrUnknownRunner) {
+		t.Errorf("ping to an unknown runner: %v", err)
 	}
 }

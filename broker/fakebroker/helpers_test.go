@@ -18,7 +18,13 @@ import (
 
 // testWait bounds every wait in these tests; reaching it is a failure, not
 // a measurement.
-const testWait = 10 * time.Second
+const testWait = 30 * time.Second
+
+// answerWindow is the broker's AcceptTimeout where a test answers some
+// accepts (or sends deferred settings) in time and lets others lapse on
+// purpose: an answer from this process takes milliseconds, even on a
+// loaded machine; each lapse costs this long.
+const answerWindow = time.Second
 
 // noKeepAlive keeps test HTTP clients from leaving idle connections (and
 // their goroutines) behind.

@@ -6,7 +6,7 @@ import (
 )
 
 // nanoidAlphabet is nanoid's default URL-safe alphabet, which n8n uses for
-// task ids (nanoid(8)): 64 symbols, "-" and "_" included (reference §5.3).
+// task ids (nanoid(8)): 64 symbols, "-" and "_" included (docs/protocol.md §5.3).
 const nanoidAlphabet = "useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict"
 
 // nanoid returns n random symbols of nanoidAlphabet.
@@ -20,7 +20,7 @@ func nanoid(n int) string {
 }
 
 // newGrantToken returns 32 random bytes as 64 hex characters, like n8n's
-// grant tokens (reference §2.1).
+// grant tokens (docs/protocol.md §2.1).
 func newGrantToken() string {
 	buf := make([]byte, 32)
 	_, _ = rand.Read(buf)

@@ -15,7 +15,7 @@ import (
 // (n8n polls every 100 ms; finer here so tests do not wait for it).
 const drainPoll = 10 * time.Millisecond
 
-// Shutdown stops the broker the way n8n does when it stops (reference §9.1):
+// Shutdown stops the broker the way n8n does when it stops (docs/protocol.md §9.1):
 // it takes the WebSocket server down and stops listening, enters draining
 // mode (new requests expire with reason "draining"), sends broker:drain to
 // every registered runner, waits while tasks are active for at most

@@ -44,8 +44,8 @@ func (f *fixedWindow) allow(client string, now time.Time) bool {
 }
 
 // slidingWindow limits WebSocket upgrades globally: at most limit in any
-// window (reference §3.2). Only allowed upgrades are counted; the reference
-// does not say whether n8n counts refused ones.
+// window (docs/protocol.md §3.2). Only allowed upgrades are counted; whether
+// n8n counts refused ones is not known.
 type slidingWindow struct {
 	limit  int
 	window time.Duration

@@ -31,7 +31,7 @@ type acceptance struct {
 
 // settleLocked is n8n's settleTasks: drop expired offers, then give each
 // pending request, in FIFO order, the first pending offer of its task type
-// (reference §5.3).
+// (docs/protocol.md §5.3).
 func (b *Broker) settleLocked() {
 	now := time.Now()
 	b.offers = slices.DeleteFunc(b.offers, func(o Offer) bool {
@@ -143,7 +143,7 @@ func (b *Broker) runnerRejectedLocked(taskID, reason string) {
 }
 
 // runnerDeferredLocked handles the launcher's runner:taskdeferred: the
-// request stays pending with a fresh timeout (reference §5.8).
+// request stays pending with a fresh timeout (docs/protocol.md §5.7).
 func (b *Broker) runnerDeferredLocked(taskID string) {
 	a := b.takeAcceptanceLocked(taskID)
 	if a == nil {
@@ -153,11 +153,11 @@ func (b *Broker) runnerDeferredLocked(taskID string) {
 }
 
 // acceptTimedOutLocked is n8n 2.41.1's answer to a missed acknowledgement
-// (reference §5.4): the request is pending again with a fresh timeout, the
+// (docs/protocol.md §5.4): the request is pending again with a fresh timeout, the
 // runner gets broker:taskcancel (it may have created the task), its other
 // offers are discarded, and after maxConsecutiveAcceptTimeouts misses in a
-// row it is dropped. The reason text and the discarding of offers come from
-// n8n's task-broker.service.ts; the reference only says "taskcancel".
+// row it is dropped. The reason text, the discarding of offers and the count
+// come from n8n's task-broker.service.ts.
 func (b *Broker) acceptTimedOutLocked(a *acceptance) {
 	if b.accepting[a.taskID] != a {
 		return

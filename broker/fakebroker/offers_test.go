@@ -130,7 +130,7 @@ func TestRejectedTaskGoesToALaterOffer(t *testing.T) {
 }
 
 func TestAcceptTimeoutCancelsAndRequeues(t *testing.T) {
-	b := startBroker(t, Options{AcceptTimeout: 50 * time.Millisecond})
+	b := startBroker(t, Options{AcceptTimeout: answerWindow})
 	r := register(t, b, "r1")
 	r.offer("o1", "python", 60000)
 	r.offer("o2", "python", 60000)
@@ -159,7 +159,7 @@ func TestAcceptTimeoutCancelsAndRequeues(t *testing.T) {
 }
 
 func TestThreeMissedAcksDropTheRunner(t *testing.T) {
-	b := startBroker(t, Options{AcceptTimeout: 30 * time.Millisecond})
+	b := startBroker(t, Options{AcceptTimeout: answerWindow})
 	r := register(t, b, "r1")
 	req := b.Request(json.RawMessage(`{}`), RequestOptions{})
 	for i := range maxConsecutiveAcceptTimeouts {
@@ -184,7 +184,7 @@ func TestThreeMissedAcksDropTheRunner(t *testing.T) {
 }
 
 func TestAnAnswerResetsMissedAcks(t *testing.T) {
-	b := startBroker(t, Options{AcceptTimeout: 30 * time.Millisecond})
+	b := startBroker(t, Options{AcceptTimeout: answerWindow})
 	r := register(t, b, "r1")
 	miss := func(offerID string) {
 		t.Helper()

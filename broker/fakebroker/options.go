@@ -40,11 +40,16 @@ type Options struct {
 	// one second; tests lengthen it so that "six requests in one window"
 	// does not depend on how fast the machine is.
 	RateLimitWindow time.Duration // default 1s
+	// TranscriptLimit, when positive, bounds the transcript to about the
+	// most recent TranscriptLimit entries (between that and twice as many),
+	// so that a long run (a soak, a leak test) holds constant memory. Zero
+	// keeps every entry, which is what tests asserting on it want.
+	TranscriptLimit int
 	// Logger receives the broker's log lines.
 	Logger *slog.Logger // default: discard
 }
 
-// Defaults, from n8n 2.41.1's task-runner configuration (reference §6).
+// Defaults, from n8n 2.41.1's task-runner configuration (docs/protocol.md §6).
 const (
 	defaultAddr               = "127.0.0.1:0"
 	defaultAuthToken          = "test-token"
@@ -78,6 +83,9 @@ func (o Options) Validate() error {
 		if d.d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", d.name, d.d))
 		}
+	}
+	if o.TranscriptLimit < 0 {
+		errs = append(errs, fmt.Errorf("TranscriptLimit must not be negative, got %d", o.TranscriptLimit))
 	}
 	if o.MaxPayload < 0 {
 		errs = append(errs, fmt.Errorf("MaxPayload must not be negative, got %d", o.MaxPayload))

@@ -7,7 +7,7 @@ import (
 	"github.com/pyrunner/pyrunner/broker"
 )
 
-// rpcMethods is n8n's AVAILABLE_RPC_METHODS (reference §4.3).
+// rpcMethods is n8n's AVAILABLE_RPC_METHODS (docs/protocol.md §4.4).
 var rpcMethods = []string{
 	"helpers.assertBinaryData",
 	"helpers.getBinaryDataBuffer",
@@ -27,8 +27,8 @@ type RPCCall struct {
 }
 
 // rpcLocked handles runner:rpc: the call is recorded for the task and
-// relayed to the requester, which answers it asynchronously (reference
-// §10.10). An RPC for a task the broker does not know is dropped.
+// relayed to the requester, which answers it asynchronously
+// (docs/protocol.md §5.6). An RPC for a task the broker does not know is dropped.
 func (b *Broker) rpcLocked(msg broker.Message) {
 	t := b.tasks[msg.TaskID]
 	if t == nil || t.completing {

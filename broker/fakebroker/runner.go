@@ -10,7 +10,7 @@ import (
 )
 
 // handleFrame processes one frame from a runner, as n8n's onMessage does
-// (reference §3.3, §5).
+// (docs/protocol.md §3.3, §5).
 func (b *Broker) handleFrame(c *conn, data []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -78,7 +78,7 @@ func (b *Broker) dispatchLocked(c *conn, msg broker.Message) {
 
 // registerLocked answers a connection's first runner:info: it drops any
 // other connection registered under the same id, registers the runner and
-// sends broker:runnerregistered (reference §5.1). The types it declares are
+// sends broker:runnerregistered (docs/protocol.md §5.1). The types it declares are
 // only logged: n8n matches a request with an offer by the offer's own
 // taskType.
 func (b *Broker) registerLocked(c *conn, msg broker.Message) {
@@ -95,7 +95,7 @@ func (b *Broker) registerLocked(c *conn, msg broker.Message) {
 
 // deregisterLocked forgets a runner that is gone: its offers are
 // discarded, acceptances it owes are rejected, and its tasks fail with
-// failMsg (reference §9.2).
+// failMsg (docs/protocol.md §9.2).
 func (b *Broker) deregisterLocked(runnerID, failMsg string) {
 	delete(b.missedAcks, runnerID)
 	b.discardOffersFromLocked(runnerID)
@@ -133,7 +133,7 @@ func (o Offer) expired(now time.Time) bool {
 	return o.ValidFor != -1 && o.ValidUntil.Before(now)
 }
 
-// offerLocked records a runner:taskoffer and settles (reference §5.3).
+// offerLocked records a runner:taskoffer and settles (docs/protocol.md §5.3).
 func (b *Broker) offerLocked(c *conn, msg broker.Message) {
 	o := Offer{OfferID: msg.OfferID, RunnerID: c.runnerID, TaskType: msg.TaskType, ValidFor: *msg.ValidFor}
 	if o.ValidFor != -1 {

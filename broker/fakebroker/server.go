@@ -10,7 +10,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// ServeHTTP routes the broker's three endpoints (reference §1.1).
+// ServeHTTP routes the broker's three endpoints (docs/protocol.md §1.1).
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case isUpgrade(r) || r.URL.Path == pathWS:
@@ -18,7 +18,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == pathAuth && r.Method == http.MethodPost:
 		b.handleAuth(w, r)
 	case r.URL.Path == pathHealthz && r.Method == http.MethodGet:
-		// Always ok, whatever N8N_ENDPOINT_HEALTH says (§2.5).
+		// Always ok, whatever N8N_ENDPOINT_HEALTH says (docs/protocol.md §1.1).
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	default:
@@ -30,7 +30,7 @@ func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
-// handleUpgrade runs n8n's checks, in n8n's order (reference §3.2), then
+// handleUpgrade runs n8n's checks, in n8n's order (docs/protocol.md §3.2), then
 // accepts the WebSocket and serves it until it ends.
 func (b *Broker) handleUpgrade(w http.ResponseWriter, r *http.Request) {
 	runnerID := r.URL.Query().Get("id")

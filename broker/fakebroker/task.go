@@ -13,12 +13,12 @@ import (
 // Reasons the broker sends in broker:taskcancel, and the messages of the
 // errors it gives the requester, exactly as n8n words them.
 const (
-	// ReasonCancelledByUser is a user's cancel (reference §8.1); Cancel("")
+	// ReasonCancelledByUser is a user's cancel (docs/protocol.md §8.1); Cancel("")
 	// sends it.
 	ReasonCancelledByUser = "Task cancelled by user"
-	// ReasonTaskTimedOut is the broker task timeout's cancel (§6).
+	// ReasonTaskTimedOut is the broker task timeout's cancel (docs/protocol.md §6).
 	ReasonTaskTimedOut = "Task execution timed out"
-	// ReasonAckWindowElapsed follows a missed accept acknowledgement (§5.4).
+	// ReasonAckWindowElapsed follows a missed accept acknowledgement (docs/protocol.md §5.4).
 	ReasonAckWindowElapsed = "Acknowledgement window elapsed"
 	// ReasonRequestExpired cancels a task whose request expired or was
 	// cancelled while the runner was acknowledging it.
@@ -53,7 +53,7 @@ type task struct {
 }
 
 // sendSettingsLocked sends broker:tasksettings and starts the broker's
-// task timer (reference §5.5, §6).
+// task timer (docs/protocol.md §5.5, §6).
 func (b *Broker) sendSettingsLocked(t *task) {
 	t.settingsSent = true
 	b.stopTimerLocked(t.settingsTimer)
@@ -72,7 +72,7 @@ func (b *Broker) untrackLocked(t *task) {
 }
 
 // cancelTaskLocked deletes the task first, then sends broker:taskcancel
-// (reference §8.1), so a later taskdone or taskerror is ignored.
+// (docs/protocol.md §8.1), so a later taskdone or taskerror is ignored.
 func (b *Broker) cancelTaskLocked(t *task, reason string) {
 	b.untrackLocked(t)
 	b.sendLocked(t.runnerID, taskCancelFrame(t.id, reason))

@@ -146,7 +146,7 @@ func TestCancelBeforeSettings(t *testing.T) {
 }
 
 func TestDeferredSettings(t *testing.T) {
-	b := startBroker(t, Options{AcceptTimeout: 100 * time.Millisecond})
+	b := startBroker(t, Options{AcceptTimeout: answerWindow})
 	r := register(t, b, "r1")
 
 	t.Run("sent when asked", func(t *testing.T) {

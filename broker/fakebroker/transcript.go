@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Directions and events of a Frame, as in the recorded transcripts.
+// Directions and events of a Frame, as in the transcripts recorded from n8n
+// (docs/n8n-observed.md §12).
 const (
 	DirBrokerToRunner = "broker->runner"
 	DirRunnerToBroker = "runner->broker"
@@ -69,7 +70,8 @@ func (b *Broker) WriteTranscript(w io.Writer) error {
 	return nil
 }
 
-// Transcript returns a copy of every frame and event so far, in order.
+// Transcript returns a copy of every frame and event so far, in order (the
+// most recent ones only, beyond Options.TranscriptLimit).
 func (b *Broker) Transcript() []Frame {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -86,7 +88,7 @@ func (b *Broker) recordRawLocked(runnerID, dir string, data []byte) {
 	} else {
 		msg, _ = json.Marshal(string(data)) // a string always marshals
 	}
-	b.transcript = append(b.transcript, Frame{T: time.Now(), RunnerID: runnerID, Dir: dir, Msg: msg})
+	b.appendLocked(Frame{T: time.Now(), RunnerID: runnerID, Dir: dir, Msg: msg})
 }
 
 // recordEventLocked appends a connection or HTTP event.
@@ -95,7 +97,18 @@ func (b *Broker) recordEventLocked(runnerID, dir string, details any) {
 	if err != nil {
 		msg = json.RawMessage(`{}`)
 	}
-	b.transcript = append(b.transcript, Frame{T: time.Now(), RunnerID: runnerID, Dir: dir, Msg: msg})
+	b.appendLocked(Frame{T: time.Now(), RunnerID: runnerID, Dir: dir, Msg: msg})
+}
+
+// appendLocked adds f to the transcript, dropping the oldest half once it
+// holds more than Options.TranscriptLimit entries (amortised: a long run
+// costs no copy per frame).
+func (b *Broker) appendLocked(f Frame) {
+	b.transcript = append(b.transcript, f)
+	if limit := b.opts.TranscriptLimit; limit > 0 && len(b.transcript) > 2*limit {
+		keep := b.transcript[len(b.transcript)-limit:]
+		b.transcript = append(make([]Frame, 0, 2*limit+1), keep...)
+	}
 }
 
 // record is recordRawLocked for callers that do not hold b.mu.

@@ -88,3 +88,18 @@ func TestAuthIsRecorded(t *testing.T) {
 		t.Errorf("recorded %s / %s", tr[0].Msg, tr[1].Msg)
 	}
 }
+
+func TestTranscriptLimitKeepsTheMostRecentEntries(t *testing.T) {
+	b := startBroker(t, Options{TranscriptLimit: 3})
+	for range 10 {
+		postAuth(t, b, `{"token":"wrong-token"}`)
+	}
+	postAuth(t, b, `{"token":"last"}`)
+	tr := b.Transcript()
+	if len(tr) < 3 || len(tr) > 6 {
+		t.Fatalf("%d entries kept with a limit of 3, want 3 to 6", len(tr))
+	}
+	if last := tr[len(tr)-2]; last.Dir != DirHTTPRequest || !strings.Contains(string(last.Msg), `"last"`) {
+		t.Fatalf("the most recent request is not kept: %+v", last)
+	}
+}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // demoTask is one Code node the demo sends through the broker.
@@ -64,8 +64,8 @@ func demoCommand(args []string) int {
 	concurrency := fs.Int("concurrency", 1, "with -bench, tasks in flight at once")
 	tasks := fs.Int("tasks", 2000, "with -bench, how many tasks")
 	items := fs.Int("items", 0, "with -bench, transform this many items per task instead of the trivial task")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	ctx := context.Background()
 	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "demo-token"})
@@ -147,13 +147,6 @@ func startDemoRunner(brokerURL string, verbose bool) (*exec.Cmd, *fakebroker.Syn
 		"N8N_RUNNERS_TASK_BROKER_URI="+brokerURL,
 		"N8N_RUNNERS_AUTH_TOKEN=demo-token",
 	)
-	if os.Getenv("N8N_PYTHON_INTERPRETER") == "" && os.Geteuid() == 0 {
-		// As root, tasks run as nobody, who usually cannot read a Python
-		// installed under /root (pyenv): use the system's.
-		if _, err := os.Stat("/usr/bin/python3"); err == nil {
-			cmd.Env = append(cmd.Env, "N8N_PYTHON_INTERPRETER=/usr/bin/python3")
-		}
-	}
 	logs := &fakebroker.SyncBuffer{}
 	var out io.Writer = logs
 	if verbose {
@@ -224,18 +217,17 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	paced := metrics.ClosedLoop(n, 1, func(i int) (time.Duration, bool) {
+	paced := loadgen.ClosedLoop(n, 1, func(i int) (time.Duration, bool) {
 		<-tick.C
 		return run(i)
 	})
-	burst := metrics.ClosedLoop(n, 1, run)
+	burst := loadgen.ClosedLoop(n, 1, run)
 	if paced.Failed+burst.Failed > 0 {
 		return false
 	}
 	fmt.Printf("Latency of trivial tasks (sum(range(10000))), settings → done, each in a fresh isolated process:\n")
 	fmt.Printf("  at 100 tasks/s:  median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%d tasks)\n", paced.P50ms, paced.P95ms, paced.P99ms, n)
 	fmt.Printf("  back to back:    median %.2f ms   p95 %.2f ms   p99 %.2f ms   (%.0f tasks/s)\n", burst.P50ms, burst.P95ms, burst.P99ms, burst.PerSecond)
-	fmt.Println("  n8n's official runner: median ≈ 308 ms on a 2-core machine (reference §5.7).")
 	return true
 }
 
@@ -243,7 +235,7 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 // prints their settings-to-result percentiles and the throughput as JSON;
 // then it stops pyrunner.
 func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
-	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		out, err := b.RunTask(ctx, settings)
 		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
@@ -263,11 +255,11 @@ func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.Ra
 // benchSettings is the trivial task, or with n > 0 a transform of n items
 // (the benchmarks' itemsN workload).
 func benchSettings(n int) json.RawMessage {
-	code := metrics.TrivialCode
+	code := loadgen.TrivialCode
 	if n > 0 {
-		code = metrics.TransformCode
+		code = loadgen.TransformCode
 	}
-	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": metrics.CustomerItems(n), "continueOnFail": false})
+	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": loadgen.CustomerItems(n), "continueOnFail": false})
 	return b
 }
 

@@ -12,7 +12,7 @@ import (
 
 // ---- n8n-task-runners.json ------------------------------------------------------------------
 
-// launcherEntry is one runner of n8n-task-runners.json (reference §16.3).
+// launcherEntry is one runner of n8n-task-runners.json (docs/launcher.md §2).
 type launcherEntry struct {
 	RunnerType   string            `json:"runner-type"`
 	Command      string            `json:"command"`
@@ -22,7 +22,7 @@ type launcherEntry struct {
 	EnvOverrides map[string]string `json:"env-overrides"`
 }
 
-// launcherSetting is what n8n's launcher gives the python entry (reference §16.4): the
+// launcherSetting is what n8n's launcher gives the python entry (docs/launcher.md §3): the
 // allowed-env names (unset here), the protected variables, the legacy pass-through with the
 // launcher's defaults, then env-overrides.
 func launcherSetting(t *testing.T) pyrunnerSetting {

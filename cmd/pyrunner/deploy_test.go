@@ -15,7 +15,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,13 +23,16 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
+	"github.com/pyrunner/pyrunner/internal/config"
 )
 
 // deployRoot is the repository root, seen from this package's directory.
 const deployRoot = "../.."
 
 // launcherStandardEnv: n8n's launcher gives every runner these besides its entry's allowed-env
-// (reference §16.4); they are not pyrunner settings.
+// (docs/launcher.md §3); they are not pyrunner settings.
 var launcherStandardEnv = []string{"PATH", "LANG", "TZ", "TERM"}
 
 // deployPlaceholderToken stands in for what the files take from Secrets and secret files.
@@ -98,7 +100,7 @@ func TestDeployEnvNamesAreConfigVariables(t *testing.T) {
 	known := configVariables()
 	// The check must be able to fail: a typo is not a variable, NAME_FILE is one.
 	if known["N8N_PYTHON_MAX_MEMORY_MBS"] || !known["N8N_RUNNERS_AUTH_TOKEN_FILE"] || !known["N8N_PYTHON_NETWORK_ACCESS"] {
-		t.Fatal("configVariables does not follow the Config struct's env tags")
+		t.Fatal("configVariables does not follow the configuration's env tags")
 	}
 	settings := pyrunnerSettings(t)
 	if len(settings) < 4 {
@@ -116,14 +118,14 @@ func TestDeployEnvNamesAreConfigVariables(t *testing.T) {
 func TestDeployPyrunnerSettingsPassValidation(t *testing.T) {
 	for _, s := range pyrunnerSettings(t) {
 		t.Run(s.Source, func(t *testing.T) {
-			c, err := LoadConfig(context.Background(), envconfig.MapLookuper(s.Env))
+			c, err := config.Load(context.Background(), envconfig.MapLookuper(s.Env))
 			if err != nil {
 				t.Fatalf("pyrunner would refuse this configuration:\n%v", err)
 			}
-			if !c.HealthEnabled {
+			if !c.Broker.HealthEnabled {
 				t.Error("the health server is off: nothing can probe this pyrunner")
 			}
-			if c.AuthToken != deployPlaceholderToken && c.GrantToken != deployPlaceholderToken {
+			if c.Broker.AuthToken != deployPlaceholderToken && c.Broker.GrantToken != deployPlaceholderToken {
 				t.Error("no auth or grant token reaches pyrunner")
 			}
 		})
@@ -146,12 +148,12 @@ func TestDeployWorkerPodRunsPyrunnerSidecar(t *testing.T) {
 		if runner < len(pod.InitContainers) && c.RestartPolicy != "Always" {
 			t.Errorf("%s: pyrunner is an init container without restartPolicy: Always; the pod would wait for it to exit", name)
 		}
-		cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(c.setting(t, image).Env))
+		cfg, err := config.Load(context.Background(), envconfig.MapLookuper(c.setting(t, image).Env))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if cfg.HealthHost != "0.0.0.0" {
-			t.Errorf("%s: health server on %s, where the kubelet's HTTP probes cannot reach it", name, cfg.HealthHost)
+		if cfg.Broker.HealthHost != "0.0.0.0" {
+			t.Errorf("%s: health server on %s, where the kubelet's HTTP probes cannot reach it", name, cfg.Broker.HealthHost)
 		}
 		for _, p := range []struct {
 			kind  string
@@ -162,8 +164,8 @@ func TestDeployWorkerPodRunsPyrunnerSidecar(t *testing.T) {
 				t.Errorf("%s: pyrunner has no HTTP %s probe", name, p.kind)
 				continue
 			}
-			if get := p.probe.HTTPGet; get.Path != p.path || c.port(get.Port) != int(cfg.HealthPort) {
-				t.Errorf("%s: %s probe asks %s on port %v, want %s on the health port %d", name, p.kind, get.Path, get.Port, p.path, cfg.HealthPort)
+			if get := p.probe.HTTPGet; get.Path != p.path || c.port(get.Port) != int(cfg.Broker.HealthPort) {
+				t.Errorf("%s: %s probe asks %s on port %v, want %s on the health port %d", name, p.kind, get.Path, get.Port, p.path, cfg.Broker.HealthPort)
 			}
 		}
 		requests, limits := c.Resources.Requests, c.Resources.Limits
@@ -174,13 +176,13 @@ func TestDeployWorkerPodRunsPyrunnerSidecar(t *testing.T) {
 		if !c.tokenFromSecret(pod) {
 			t.Errorf("%s: pyrunner's auth token does not come from a Secret", name)
 		}
-		if g := pod.TerminationGracePeriodSeconds; g == nil || *g <= int(cfg.GracefulShutdownTimeout) {
-			t.Errorf("%s: terminationGracePeriodSeconds must exceed pyrunner's graceful shutdown timeout (%d s)", name, cfg.GracefulShutdownTimeout)
+		if g := pod.TerminationGracePeriodSeconds; g == nil || *g <= int(cfg.Broker.GracefulShutdownTimeout) {
+			t.Errorf("%s: terminationGracePeriodSeconds must exceed pyrunner's graceful shutdown timeout (%d s)", name, cfg.Broker.GracefulShutdownTimeout)
 		}
 		// pyrunner dials the broker of the worker in its own pod.
-		u, err := url.Parse(cfg.TaskBrokerURI)
+		u, err := url.Parse(cfg.Broker.URI)
 		if listen := all[worker].envValue("N8N_RUNNERS_BROKER_LISTEN_ADDRESS"); err != nil || u.Hostname() != listen {
-			t.Errorf("%s: pyrunner dials %s, the worker's broker listens on %q", name, cfg.TaskBrokerURI, listen)
+			t.Errorf("%s: pyrunner dials %s, the worker's broker listens on %q", name, cfg.Broker.URI, listen)
 		}
 	}
 	if !found {
@@ -211,15 +213,15 @@ func TestDeployCompose(t *testing.T) {
 	if test := strings.Join(runner.Healthcheck.Test, " "); !strings.Contains(test, "pyrunner healthcheck") {
 		t.Errorf("pyrunner's healthcheck %q does not run `pyrunner healthcheck`", test)
 	}
-	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(runner.setting(t, dockerfileEnv(t)).Env))
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(runner.setting(t, dockerfileEnv(t)).Env))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, err := url.Parse(cfg.TaskBrokerURI); err != nil || u.Hostname() != "n8n" || u.Port() != "5679" {
-		t.Errorf("pyrunner dials %s, want n8n's broker at n8n:5679", cfg.TaskBrokerURI)
+	if u, err := url.Parse(cfg.Broker.URI); err != nil || u.Hostname() != "n8n" || u.Port() != "5679" {
+		t.Errorf("pyrunner dials %s, want n8n's broker at n8n:5679", cfg.Broker.URI)
 	}
-	if stop, err := time.ParseDuration(runner.StopGracePeriod); err != nil || stop <= time.Duration(cfg.GracefulShutdownTimeout)*time.Second {
-		t.Errorf("stop_grace_period %q must exceed pyrunner's graceful shutdown timeout (%d s)", runner.StopGracePeriod, cfg.GracefulShutdownTimeout)
+	if stop, err := time.ParseDuration(runner.StopGracePeriod); err != nil || stop <= cfg.Broker.GracefulShutdownTimeout.Duration() {
+		t.Errorf("stop_grace_period %q must exceed pyrunner's graceful shutdown timeout (%d s)", runner.StopGracePeriod, cfg.Broker.GracefulShutdownTimeout)
 	}
 	checkTaskMemoryFits(t, "compose.yaml", cfg, runner.Deploy.Resources.Limits.Memory)
 
@@ -309,7 +311,7 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 	}
 	// What the build needs: the module files, the packages of ./cmd/pyrunner and the Python
 	// runtime that the binary embeds.
-	needed := []string{"go.mod", "go.sum", "cmd/pyrunner/main.go", "python/embed.go", "broker/fakebroker/doc.go"}
+	needed := []string{"go.mod", "go.sum", "cmd/pyrunner/main.go", "internal/config/config.go", "python/embed.go", "broker/fakebroker/doc.go"}
 	runtime, _ := filepath.Glob(filepath.Join(deployRoot, "python", "runtime", "pyrunner_runtime", "*.py"))
 	if len(runtime) == 0 {
 		t.Fatal("no Python runtime found")
@@ -324,15 +326,11 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 	}
 }
 
-// configVariables is every variable pyrunner's Config reads, each also as NAME_FILE.
+// configVariables is every variable pyrunner's configuration reads, each also as NAME_FILE.
 func configVariables() map[string]bool {
 	names := map[string]bool{}
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
-		if name = strings.TrimSpace(name); name != "" {
-			names[name], names[name+"_FILE"] = true, true
-		}
+	for _, name := range config.Variables() {
+		names[name], names[name+"_FILE"] = true, true
 	}
 	return names
 }
@@ -364,7 +362,7 @@ func pyrunnerSettings(t *testing.T) []pyrunnerSetting {
 // becomes the placeholder, and a token's _FILE a file here that holds it.
 func withSecretFiles(t *testing.T, env map[string]string) map[string]string {
 	t.Helper()
-	for _, name := range secretVars {
+	for _, name := range bootstrap.SecretVars {
 		if _, ok := env[name]; ok {
 			env[name] = deployPlaceholderToken
 		}
@@ -381,16 +379,17 @@ func withSecretFiles(t *testing.T, env map[string]string) map[string]string {
 
 // checkTaskMemoryFits: the tasks pyrunner runs at once, each allowed N8N_PYTHON_MAX_MEMORY_MB,
 // fit in the container's memory limit.
-func checkTaskMemoryFits(t *testing.T, where string, cfg *Config, limit string) {
+func checkTaskMemoryFits(t *testing.T, where string, cfg *config.Config, limit string) {
 	t.Helper()
 	bytes, err := quantityBytes(limit)
 	if err != nil {
 		t.Errorf("%s: memory limit %q: %v", where, limit, err)
 		return
 	}
-	tasks := int64(min(cfg.MaxConcurrency, cfg.PoolMaxWorkers))
-	if need := tasks * int64(cfg.MaxMemoryMB) << 20; cfg.MaxMemoryMB == 0 || need >= bytes {
-		t.Errorf("%s: %d tasks of N8N_PYTHON_MAX_MEMORY_MB=%d do not fit in the memory limit %s", where, tasks, cfg.MaxMemoryMB, limit)
+	tasks := int64(min(int(cfg.Broker.MaxConcurrency), int(cfg.Pool.MaxWorkers)))
+	memoryMB := cfg.Limits.MaxMemoryMB
+	if need := tasks * int64(memoryMB) << 20; memoryMB == 0 || need >= bytes {
+		t.Errorf("%s: %d tasks of N8N_PYTHON_MAX_MEMORY_MB=%d do not fit in the memory limit %s", where, tasks, memoryMB, limit)
 	}
 }
 

@@ -9,9 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/pyrunner/pyrunner/metrics"
+	"github.com/pyrunner/pyrunner/envcache"
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
+	"github.com/pyrunner/pyrunner/internal/config"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
+	"github.com/pyrunner/pyrunner/internal/runnerlog"
 	"github.com/pyrunner/pyrunner/pool"
 )
 
@@ -19,7 +25,7 @@ import (
 // the same pool and sandbox as n8n's tasks, without n8n, and print the
 // result as JSON. With -repeat it runs the snippet many times and prints
 // latency statistics instead.
-func execCommand(args []string, secrets map[string]string) int {
+func execCommand(args []string, secrets bootstrap.Secrets) int {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	code := fs.String("c", "", "the snippet (or -code FILE)")
 	codeFile := fs.String("code", "", "file holding the snippet; - for stdin")
@@ -33,8 +39,8 @@ func execCommand(args []string, secrets map[string]string) int {
 		fmt.Fprintf(fs.Output(), "Usage: pyrunner exec [flags]\n\nRuns a Python Code-node snippet through pyrunner's pool and sandbox, configured by the same\nenvironment variables as `pyrunner run`, and prints the result as JSON.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	settings, prio, err := execSettings(*code, *codeFile, *itemsFile, *mode, *continueOnFail, *priority)
 	if err != nil {
@@ -42,20 +48,22 @@ func execCommand(args []string, secrets map[string]string) int {
 		return 2
 	}
 
-	ctx := context.Background()
-	// No broker here: a placeholder grant satisfies the configuration check.
-	lookup := secretLookuper(secrets)
-	if _, ok := lookup.Lookup("N8N_RUNNERS_GRANT_TOKEN"); !ok {
-		lookup["N8N_RUNNERS_GRANT_TOKEN"] = "unused-by-exec"
-	}
-	cfg, err := LoadConfig(ctx, lookup)
+	// Interrupted (Ctrl-C, a closed terminal, SIGTERM): the task is
+	// cancelled and everything pyrunner created is removed before it exits.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	// No broker here: its settings, tokens included, are not needed.
+	cfg, err := config.LoadWithoutBroker(ctx, secrets)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pyrunner exec: invalid configuration:\n%v\n", err)
+		printConfigProblems("pyrunner exec", err)
 		return 1
 	}
-	level, _ := parseLevel(cfg.LogLevel)
-	logger := slog.New(newLineHandler(max(level, slog.LevelWarn), os.Stderr, os.Stderr, cfg.NoColor != ""))
+	logger := slog.New(runnerlog.New(max(cfg.Log.Level(), slog.LevelWarn), os.Stderr, os.Stderr, cfg.Log.NoColor != ""))
 	exec, cleanup, err := startPool(ctx, cfg, logger)
+	if errors.Is(err, envcache.ErrNoInterpreter) {
+		printConfigProblems("pyrunner exec", err)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pyrunner exec: %v\n", err)
 		return 1
@@ -63,11 +71,31 @@ func execCommand(args []string, secrets map[string]string) int {
 	defer cleanup()
 	defer exec.Close()
 
-	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.taskTimeout(), Priority: prio}
+	var read struct{ Code, NodeMode string }
+	_ = json.Unmarshal(settings, &read) // built above: always an object
+	task := pool.Task{ID: "exec", Settings: settings, Timeout: cfg.Limits.Timeout(), Priority: prio, Code: read.Code, Mode: read.NodeMode}
+	if r, ok := exec.(interface{ Ready(context.Context) error }); ok {
+		// A default environment (N8N_PYTHON_REQUIREMENTS) is built first.
+		if err := r.Ready(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "pyrunner exec: %v\n", err)
+			return 1
+		}
+	}
 	if *repeat > 0 {
 		return execRepeat(ctx, exec, task, *repeat, max(1, *concurrency))
 	}
 	res := exec.Run(ctx, task)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "pyrunner exec: interrupted")
+		return 130
+	}
+	if res.Err != nil && res.Err.Stack != "" {
+		// The traceback, for a person: user frames only, user line numbers.
+		fmt.Fprint(os.Stderr, res.Err.Stack)
+	}
+	if *continueOnFail {
+		res = res.ContinueOnFail()
+	}
 	out := struct {
 		Result json.RawMessage   `json:"result,omitempty"`
 		Prints []json.RawMessage `json:"prints"`
@@ -112,9 +140,9 @@ func execSettings(code, codeFile, itemsFile, mode string, continueOnFail bool, p
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading the items: %w", err)
 		}
-		var raw []any
-		if err := json.Unmarshal(b, &raw); err != nil {
-			return nil, 0, fmt.Errorf("the items must be a JSON array: %w", err)
+		raw, err := parseItems(b)
+		if err != nil {
+			return nil, 0, err
 		}
 		for i, it := range raw {
 			obj, isObj := it.(map[string]any)
@@ -131,6 +159,43 @@ func execSettings(code, codeFile, itemsFile, mode string, continueOnFail bool, p
 	return b, prio, err
 }
 
+// itemsShape says what -items takes, for the errors that show it.
+const itemsShape = `the items must be a JSON array of n8n items, e.g. [{"json": {"name": "Ada"}}, {"json": {"name": "Grace"}}] ` +
+	`(a plain object in the array is taken as an item's json: [{"name": "Ada"}])`
+
+// parseItems reads -items: a JSON array; anything else is refused with
+// what it should look like.
+func parseItems(b []byte) ([]any, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("the items are not valid JSON (%v); %s", err, itemsShape)
+	}
+	items, ok := v.([]any)
+	if !ok {
+		hint := ""
+		if _, isObject := v.(map[string]any); isObject {
+			hint = "; wrap a single item in brackets: [{...}]"
+		}
+		return nil, fmt.Errorf("got %s; %s%s", jsonKind(v), itemsShape, hint)
+	}
+	return items, nil
+}
+
+// jsonKind names the type of a decoded JSON value that is not an array.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "a JSON object"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "null"
+}
+
 func readInput(name string) ([]byte, error) {
 	if name == "-" {
 		return io.ReadAll(os.Stdin)
@@ -141,7 +206,7 @@ func readInput(name string) ([]byte, error) {
 // execRepeat runs task n times, c at a time, and prints latency percentiles
 // and throughput as JSON.
 func execRepeat(ctx context.Context, exec pool.Executor, task pool.Task, n, c int) int {
-	res := metrics.ClosedLoop(n, c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		start := time.Now()
 		r := exec.Run(ctx, task)
 		return time.Since(start), r.Err == nil

@@ -20,8 +20,8 @@ func healthcheckCommand(args []string) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	path := fs.String("path", "/healthz", "endpoint to ask: /healthz (alive) or /readyz (registered and able to run a task)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	host := os.Getenv("N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST")
 	if host == "" || host == "0.0.0.0" || host == "::" {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,41 +16,76 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker"
 	"github.com/pyrunner/pyrunner/envcache"
+	"github.com/pyrunner/pyrunner/internal/bootstrap"
+	"github.com/pyrunner/pyrunner/internal/config"
+	"github.com/pyrunner/pyrunner/internal/runnerlog"
 	"github.com/pyrunner/pyrunner/metrics"
-	"github.com/pyrunner/pyrunner/pool"
-	"github.com/pyrunner/pyrunner/python"
 	"github.com/pyrunner/pyrunner/runner"
 )
 
 // runCommand is `pyrunner run`: config, logger, health server, pool,
 // broker connection, signals. It returns the exit status.
-func runCommand(secrets map[string]string) int {
+func runCommand(args []string, secrets bootstrap.Secrets) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: pyrunner [run]\n\nConnects to n8n's task broker and runs Python Code-node tasks. It takes no flags: "+
+			"everything is configured by environment variables (N8N_RUNNERS_TASK_BROKER_URI, N8N_RUNNERS_AUTH_TOKEN or "+
+			"N8N_RUNNERS_GRANT_TOKEN, N8N_PYTHON_*); README.md lists them all with their defaults.\n")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
 	ctx := context.Background()
-	cfg, err := LoadConfig(ctx, secretLookuper(secrets))
+	cfg, err := config.Load(ctx, secrets)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pyrunner: invalid configuration:\n")
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(os.Stderr, "  - %s\n", line)
-		}
+		printConfigProblems("pyrunner", err)
 		return 1
 	}
-	level, _ := parseLevel(cfg.LogLevel)
-	logger := slog.New(newLineHandler(level, os.Stdout, os.Stderr, cfg.NoColor != ""))
+	logger := slog.New(runnerlog.New(cfg.Log.Level(), os.Stdout, os.Stderr, cfg.Log.NoColor != ""))
 	logger.Info("Starting runner...", "version", version)
-	if cfg.SentryDSN != "" {
+	if cfg.Log.SentryDSN != "" {
 		logger.Warn("N8N_SENTRY_DSN is set, but pyrunner does not report to Sentry; errors are in its log and metrics")
 	}
 
 	// Our own memory holds the tokens: no other process of this user may
 	// ptrace us or read /proc/<pid>/mem.
-	if err := setNotDumpable(); err != nil {
+	if err := bootstrap.SetNotDumpable(); err != nil {
 		logger.Warn("could not make the runner non-dumpable", "error", err)
 	}
 
 	warnAboutReadableSecrets(secrets, logger)
 
+	// Signals are ours from here on: one that comes while the pool starts
+	// ends the start-up, and what it created is removed.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	startCtx, abortStart := context.WithCancelCause(ctx)
+	defer abortStart(nil)
+	started := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			abortStart(fmt.Errorf("received %s", signalName(sig)))
+		case <-started:
+		}
+	}()
+
 	m := metrics.New()
-	exec, cleanup, err := startPool(ctx, cfg, logger)
+	exec, cleanup, err := startPool(startCtx, cfg, logger)
+	close(started)
+	if startCtx.Err() != nil {
+		if err == nil {
+			exec.Close()
+			cleanup()
+		}
+		logger.Info(fmt.Sprintf("Stopped during start-up: %v", context.Cause(startCtx)))
+		return 0
+	}
+	if errors.Is(err, envcache.ErrNoInterpreter) {
+		printConfigProblems("pyrunner", err)
+		return 1
+	}
 	if err != nil {
 		logger.Error(fmt.Sprintf("Python pool failed to start: %v", err))
 		return 1
@@ -57,8 +94,8 @@ func runCommand(secrets map[string]string) int {
 	defer exec.Close()
 
 	state := metrics.NewState(m, exec.Capacity)
-	if cfg.HealthEnabled {
-		srv, err := metrics.Listen(cfg.HealthHost, int(cfg.HealthPort), state, m, logger)
+	if cfg.Broker.HealthEnabled {
+		srv, err := metrics.Listen(cfg.Broker.HealthHost, int(cfg.Broker.HealthPort), state, m, logger)
 		if err != nil {
 			logger.Error(err.Error())
 			return 1
@@ -67,25 +104,25 @@ func runCommand(secrets map[string]string) int {
 	}
 
 	r := runner.New(runner.Options{
-		MaxConcurrency:          int(cfg.MaxConcurrency),
-		TaskTimeout:             cfg.taskTimeout(),
-		AutoShutdownTimeout:     cfg.autoShutdown(),
-		GracefulShutdownTimeout: cfg.gracefulTimeout(),
-		MaxPayload:              int(cfg.MaxPayload),
+		MaxConcurrency:          int(cfg.Broker.MaxConcurrency),
+		TaskTimeout:             cfg.Limits.Timeout(),
+		AutoShutdownTimeout:     cfg.Broker.AutoShutdownTimeout.Duration(),
+		GracefulShutdownTimeout: cfg.Broker.GracefulShutdownTimeout.Duration(),
+		MaxPayload:              int(cfg.Broker.MaxPayload),
 		Logger:                  logger,
 		Observer:                state,
 	}, exec)
 
 	runCtx, hardStop := context.WithCancel(ctx)
 	defer hardStop()
-	go handleSignals(runCtx, r, hardStop, cfg.gracefulTimeout(), logger)
+	go handleSignals(runCtx, sigs, r, hardStop, cfg.Broker.GracefulShutdownTimeout.Duration(), logger)
 
 	dialer := &broker.Dialer{
-		BrokerURI:  cfg.TaskBrokerURI,
+		BrokerURI:  cfg.Broker.URI,
 		RunnerID:   newRunnerID(),
-		GrantToken: cfg.GrantToken,
-		AuthToken:  cfg.AuthToken,
-		MaxPayload: int64(cfg.MaxPayload),
+		GrantToken: cfg.Broker.GrantToken,
+		AuthToken:  cfg.Broker.AuthToken,
+		MaxPayload: int64(cfg.Broker.MaxPayload),
 		Logger:     logger,
 		OnFailure:  state.Failed,
 	}
@@ -96,138 +133,25 @@ func runCommand(secrets map[string]string) int {
 	return 0
 }
 
-// startPool resolves the interpreter, installs the runtime and starts the
-// executor. The returned cleanup removes the tasks' directory.
-func startPool(ctx context.Context, cfg *Config, logger *slog.Logger) (pool.Executor, func(), error) {
-	in, err := envcache.ResolveInterpreter(ctx, cfg.Interpreter)
-	if err != nil {
-		return nil, nil, err
+// printConfigProblems prints a configuration error, one problem a line.
+func printConfigProblems(command string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: invalid configuration:\n", command)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(os.Stderr, "  - %s\n", line)
 	}
-	cacheDir := cfg.CacheDir
-	if cacheDir == "" {
-		cacheDir = envcache.DefaultCacheDir()
-	}
-	runtimeDir, err := envcache.InstallRuntime(ctx, cacheDir, in)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Each task process gets a private working directory in here. 0711: a
-	// task can reach its own directory but not list the others.
-	tasksDir, err := os.MkdirTemp("", "pyrunner-tasks-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
-	}
-	cleanup := func() { os.RemoveAll(tasksDir) }
-	if err := os.Chmod(tasksDir, 0o711); err != nil {
-		cleanup()
-		return nil, nil, fmt.Errorf("creating the tasks' directory: %w", err)
-	}
-	pyCfg, claim, err := pythonConfig(cfg, tasksDir)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	if claim != nil {
-		removeDir := cleanup
-		cleanup = func() { removeDir(); claim.Close() }
-	}
-	if os.Geteuid() == 0 && pyCfg.TaskUID == 0 {
-		logger.Warn("N8N_PYTHON_TASK_UID=0: tasks run as root; only Landlock and seccomp fence them in")
-	}
-	opts := pool.Options{
-		Spec: pool.ProcessSpec{
-			Executable:     in.Executable,
-			RuntimeDir:     runtimeDir,
-			Env:            pythonEnv(cfg),
-			Config:         pyCfg,
-			StartupTimeout: ms(cfg.PoolStartupTimeout),
-			Logger:         logger,
-		},
-		MaxWorkers:    int(cfg.PoolMaxWorkers),
-		MinWorkers:    int(cfg.PoolMinWorkers),
-		MaxIdleTime:   ms(cfg.PoolMaxIdleTime),
-		Reuse:         cfg.Isolation == isolationReuse,
-		MaxExecutions: int(cfg.PoolMaxExecutions),
-		Zygotes:       int(cfg.PoolZygotes),
-		WaitTimeout:   ms(cfg.PoolStartupTimeout),
-		MaxPayload:    int(cfg.MaxPayload),
-	}
-	var exec pool.Executor = pool.NewZygoteExecutor(opts)
-	if cfg.Isolation == isolationSpawn {
-		exec = pool.NewSpawnExecutor(opts)
-	}
-	if err := exec.Start(ctx); err != nil {
-		exec.Close()
-		cleanup()
-		return nil, nil, err
-	}
-	logger.Debug("Python pool ready", "python", in.Executable, "version", in.VersionString(), "runtime", runtimeDir, "tasks", tasksDir)
-	return exec, cleanup, nil
-}
-
-// pythonConfig is what every task process is told of the configuration.
-// claim, when not nil, holds this pyrunner's block of task uids: keep it
-// open as long as tasks run.
-func pythonConfig(cfg *Config, tasksDir string) (python.Config, *os.File, error) {
-	uid, gid, count, claim, err := cfg.taskIDs()
-	if err != nil {
-		return python.Config{}, nil, err
-	}
-	return python.Config{
-		StdlibAllow:            cfg.StdlibAllow,
-		ExternalAllow:          cfg.ExternalAllow,
-		BuiltinsDeny:           cfg.BuiltinsDeny,
-		BlockEnvAccess:         bool(cfg.BlockEnvAccess),
-		AllowTransitiveImports: bool(cfg.AllowTransitiveImports),
-		TaskUID:                uid,
-		TaskGID:                gid,
-		TaskUIDCount:           count,
-		LandlockABI:            -1,
-		MemoryMB:               int(cfg.MaxMemoryMB),
-		CPUSeconds:             cfg.cpuSeconds(),
-		MaxProcesses:           int(cfg.MaxProcesses),
-		MaxOutputChars:         int(cfg.MaxOutputKB) << 10,
-		MaxResultBytes:         int(cfg.MaxResultMB) << 20,
-		Network:                bool(cfg.NetworkAccess),
-		TasksDir:               tasksDir,
-		ReadablePaths:          cfg.ReadablePaths,
-		Preload:                cfg.Preload,
-	}, claim, nil
-}
-
-// pythonEnv is the environment of every Python process. With
-// N8N_BLOCK_RUNNER_ENV_ACCESS (the default) it is a minimal one, and the
-// task process clears even that; otherwise it is pyrunner's own, which
-// never holds the tokens (see hideSecrets).
-func pythonEnv(cfg *Config) []string {
-	if !cfg.BlockEnvAccess {
-		return os.Environ()
-	}
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	if tz, ok := os.LookupEnv("TZ"); ok {
-		env = append(env, "TZ="+tz)
-	}
-	return env
 }
 
 // handleSignals: SIGTERM or SIGINT starts a graceful shutdown (n8n's
 // wording in the log); a second one, or the graceful timeout plus a
 // margin, stops at once.
-func handleSignals(ctx context.Context, r *runner.Runner, hardStop func(), grace time.Duration, logger *slog.Logger) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, r *runner.Runner, hardStop func(), grace time.Duration, logger *slog.Logger) {
 	var sig os.Signal
 	select {
 	case sig = <-sigs:
 	case <-ctx.Done():
 		return
 	}
-	name := "SIGTERM"
-	if sig == syscall.SIGINT {
-		name = "SIGINT"
-	}
-	logger.Info(fmt.Sprintf("Received %s signal, starting shutdown...", name))
+	logger.Info(fmt.Sprintf("Received %s signal, starting shutdown...", signalName(sig)))
 	r.Shutdown()
 	select {
 	case <-sigs:
@@ -240,10 +164,23 @@ func handleSignals(ctx context.Context, r *runner.Runner, hardStop func(), grace
 	hardStop()
 }
 
+// signalName is SIGTERM, SIGINT, … as n8n's runner logs them.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
+}
+
 // warnAboutReadableSecrets: tasks may read system directories (/etc,
 // /usr, …); a token file there would be within their reach.
-func warnAboutReadableSecrets(secrets map[string]string, logger *slog.Logger) {
-	for _, name := range secretVars {
+func warnAboutReadableSecrets(secrets bootstrap.Secrets, logger *slog.Logger) {
+	for _, name := range bootstrap.SecretVars {
 		path := secrets[name+"_FILE"]
 		for _, dir := range []string{"/etc/", "/usr/", "/opt/", "/lib/", "/proc/", "/sys/"} {
 			if strings.HasPrefix(path, dir) {
@@ -255,12 +192,4 @@ func warnAboutReadableSecrets(secrets map[string]string, logger *slog.Logger) {
 
 func newRunnerID() string {
 	return strings.ReplaceAll(uuid.NewString(), "-", "")[:22]
-}
-
-func setNotDumpable() error {
-	const prSetDumpable = 4
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
-		return errno
-	}
-	return nil
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs n8n 2.41.1 on node 24 from the npm registry into a cache directory outside the
-# repository (reference §21.2), and reuses it when it is already there.
+# repository (docs/n8n-observed.md §2), and reuses it when it is already there.
 #
 #   PYRUNNER_N8N_DIR   where to install (default: $HOME/.cache/pyrunner-n8n)
 #

@@ -80,3 +80,19 @@ func (w Writer) Write(p []byte) (int, error) {
 	w.T.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// ReadableDir is a temporary directory the task users can read (a test's
+// own TempDir is the test user's alone), removed when the test ends: for
+// what task processes load lazily, such as an environment's packages.
+func ReadableDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pyrunner-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -6,7 +6,10 @@ Before it reads a task it fences itself in (hardening.py): nothing below runs us
 every fence is up.
 """
 
+import base64
+import collections
 import json
+import marshal
 import os
 import socket
 import sys
@@ -120,7 +123,7 @@ def prepare(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
     cfg = fences.cfg
     _quiet_standard_streams()
     if cfg.block_env_access:
-        # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (reference §12.4).
+        # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (docs/sandbox.md §4.1).
         os.environ.clear()
     if not cfg.network:
         # The seccomp filter and Landlock refuse the sockets anyway; this says why.
@@ -133,10 +136,16 @@ def _reply(reply: dict, cfg: Config) -> bytes:
     if cfg.max_result_bytes and len(payload) > cfg.max_result_bytes:
         return encode_message({
             "op": "error", "kind": "user", "print_args": [],
-            "error": {"message": "Task result of %.1f MB exceeds the limit of %d MB (N8N_PYTHON_MAX_RESULT_MB)"
-                      % (len(payload) / (1 << 20), cfg.max_result_bytes >> 20), "description": "", "stack": ""},
+            "error": {"message": "Task result of %.1f MB exceeds the limit of %s (%s)"
+                      % (len(payload) / (1 << 20), _size(cfg.max_result_bytes), cfg.max_result_setting),
+                      "description": "", "stack": ""},
         })
     return payload
+
+
+def _size(n: int) -> str:
+    """A limit as its setting gives it: whole MB, else bytes."""
+    return "%d MB" % (n >> 20) if n % (1 << 20) == 0 else "%d bytes" % n
 
 
 _READY = encode_message({"op": "ready"})
@@ -150,12 +159,19 @@ _WARM_UP = json.dumps({
 })
 
 
+# How many compiled Code nodes a reuse worker keeps for its later tasks.
+_OWN_CODE_CACHE = 64
+
+
 def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
     """Says it is ready, then runs tasks from sock until max_tasks are done (0: no limit) or Go
     closes it; never returns."""
     encode_or_error(run_task(json.loads(_WARM_UP), cfg))
     write_frame(sock, _READY)
     done = 0
+    # A reuse worker's own compiled code, by mode and code: its later runs of a node skip the
+    # compiling (python/doc.go, "compiled code").
+    own = collections.OrderedDict() if max_tasks != 1 else None
     while True:
         try:
             msg = json.loads(read_frame(sock))
@@ -163,14 +179,39 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
             os._exit(0)
         if msg.get("op") != "task":
             os._exit(EXIT_FENCE_FAILED)
-        reply = run_task(msg.get("settings"), cfg, analyzed=msg.get("analyzed") is True)
+        settings = msg.get("settings")
+        key = _code_key(settings) if own is not None else None
+        compiled = own.get(key) if key is not None else None
+        if compiled is None and isinstance(msg.get("compiled"), str):
+            compiled = marshal.loads(base64.b64decode(msg["compiled"]))
+        on_compiled = None
+        if compiled is None:
+            def on_compiled(code, want=msg.get("wantCompiled") is True):
+                # Sent before any user code of this process runs: the only moment the runner
+                # takes compiled code from a process (its code cache).
+                if want:
+                    write_frame(sock, encode_message({"op": "compiled", "code": base64.b64encode(marshal.dumps(code)).decode()}))
+                if key is not None:
+                    own[key] = code
+                    if len(own) > _OWN_CODE_CACHE:
+                        own.popitem(last=False)
+        elif key is not None:
+            own.move_to_end(key)
+        reply = run_task(settings, cfg, analyzed=msg.get("analyzed") is True or compiled is not None,
+                         compiled=compiled, on_compiled=on_compiled)
         payload = _reply(reply, cfg)
-        del reply, msg
+        del reply, msg, settings, compiled, on_compiled
         write_frame(sock, payload)
         done += 1
         if max_tasks and done >= max_tasks:
             # os._exit: no interpreter teardown, and threads the user left running die now.
             os._exit(0)
+
+
+def _code_key(settings):
+    if not isinstance(settings, dict) or not isinstance(settings.get("code"), str):
+        return None
+    return (settings.get("nodeMode"), settings["code"])
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, replace
 
-# The 22 names n8n's runner removes from builtins by default (reference §12.4).
+# The 22 names n8n's runner removes from builtins by default (docs/sandbox.md §4.3).
 DEFAULT_BUILTINS_DENY = (
     "eval,exec,compile,open,input,breakpoint,getattr,object,type,vars,setattr,delattr,"
     "hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"
@@ -16,12 +16,14 @@ class Config:
     builtins_deny: tuple = tuple(DEFAULT_BUILTINS_DENY)
     block_env_access: bool = True
     allow_transitive_imports: bool = False
-    # print() calls kept per task; further calls are counted, not kept (reference §10.10).
+    # print() calls kept per task; further calls are counted, not kept (docs/code-node.md §9.2).
     max_prints: int = 100
     # Characters of print() text kept per task (N8N_PYTHON_MAX_OUTPUT_KB).
     max_output_chars: int = 1 << 20
-    # Largest encoded result a task may send, bytes (N8N_PYTHON_MAX_RESULT_MB); 0: no limit.
+    # Largest encoded reply a task may send, bytes; 0: no limit. The Go side decides it (the
+    # tighter of N8N_PYTHON_MAX_RESULT_MB and N8N_RUNNERS_MAX_PAYLOAD) and names the setting.
     max_result_bytes: int = 0
+    max_result_setting: str = "N8N_PYTHON_MAX_RESULT_MB"
     # Per-task limits; 0 leaves one alone.
     memory_mb: int = 0
     cpu_seconds: int = 0
@@ -34,11 +36,13 @@ class Config:
     readable_paths: tuple = ()
     # Modules the zygote imports once so that no task pays for them.
     preload: tuple = ()
-    # The user and group tasks run as; -1 keeps pyrunner's own (it is not root). With a count
-    # above 1, each live task process gets its own uid and gid from task_uid .. task_uid+count-1.
+    # The user and group tasks run as; -1 keeps pyrunner's own (it is not root). With
+    # uid_per_task (decided by the Go side), each live task process gets its own uid and gid
+    # from task_uid .. task_uid+task_uid_count-1.
     task_uid: int = -1
     task_gid: int = -1
     task_uid_count: int = 1
+    uid_per_task: bool = False
     # Landlock ABI to use; -1 asks the kernel, 0 disables.
     landlock_abi: int = -1
     extra: dict = field(default_factory=dict)

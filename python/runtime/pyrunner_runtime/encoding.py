@@ -1,9 +1,9 @@
-"""The task process's reply as bytes: UTF-8 JSON that n8n's broker can always parse (reference §10.12).
+"""The task process's reply as bytes: UTF-8 JSON that n8n's broker can always parse (docs/code-node.md §11).
 
 Like n8n's runner, values JSON has no type for become str(value) and text is not
 ASCII-escaped. Unlike it, NaN and ±Infinity become null, as JavaScript's
 JSON.stringify writes them: Python's bare NaN token makes the broker drop the
-whole frame and the workflow wait for the task timeout (§20.1 item 4).
+whole frame and the workflow wait for the task timeout (docs/deviations.md §1.6).
 """
 
 import json

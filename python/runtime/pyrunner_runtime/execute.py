@@ -1,4 +1,4 @@
-"""One Code-node task: the semantics of n8n's Python Code node (reference §10.3–10.11).
+"""One Code-node task: the semantics of n8n's Python Code node (docs/code-node.md §3–§10).
 
 run_task takes broker:tasksettings.settings and returns the one message the task
 process sends back (python/doc.go): {"op": "result", ...} or {"op": "error", ...}.
@@ -12,12 +12,13 @@ import traceback
 
 from . import sandbox
 from .printing import MAX_PRINT_CHARS, PrintCapture, StderrCapture
+from .texts import text
 
 ALL_ITEMS = "runOnceForAllItems"
 EACH_ITEM = "runOnceForEachItem"
 
-# The virtual file names n8n's runner compiles user code under (§10.3); the
-# transitive-imports check (§12.6) recognises user frames by them.
+# The virtual file names n8n's runner compiles user code under (docs/code-node.md §3);
+# the transitive-imports check (docs/sandbox.md §6) recognises user frames by them.
 ALL_ITEMS_FILENAME = "<all_items_task_execution>"
 PER_ITEM_FILENAME = "<per_item_task_execution>"
 _FILENAMES = {ALL_ITEMS: ALL_ITEMS_FILENAME, EACH_ITEM: PER_ITEM_FILENAME}
@@ -37,41 +38,55 @@ MAX_STACK_CHARS = 16 * 1024
 _FUNCTION_DEF_EXTRA = {"type_params": []} if sys.version_info >= (3, 12) else {}
 
 
-def run_task(settings: dict, cfg, analyzed: bool = False) -> dict:
+def run_task(settings: dict, cfg, analyzed: bool = False, compiled=None, on_compiled=None) -> dict:
     """Run one task's user code and return its result or error message.
 
     analyzed: the runner has seen this very code pass the static analysis under the same
     allowlists (its verdict cache), so the check is skipped.
+    compiled: the code object of this very code, as a process that had run no user code
+    compiled it (the runner's code cache, or this worker's own): parsing, analysis, rewriting
+    and compiling are skipped.
+    on_compiled: called with the code object once the code is compiled and before it runs.
     """
     capture = PrintCapture(cfg.max_prints, cfg.max_output_chars or MAX_PRINT_CHARS)
     try:
-        return _run(settings, cfg, capture, analyzed)
+        return _run(settings, cfg, capture, analyzed, compiled, on_compiled)
     except BaseException as exc:  # a failure of this module, not of user code
         return _error("user", _safe_str(exc), "", "", capture.print_args())
 
 
-def _run(settings, cfg, capture, analyzed):
+def _run(settings, cfg, capture, analyzed, compiled_code=None, on_compiled=None):
+    # The runner checked the settings already (runner/settings.go); this is the defence in
+    # depth, in the same words (texts.json).
     if not isinstance(settings, dict):
-        return _settings_error("task settings must be an object")
+        return _settings_error(text("settings_not_object"))
     code = settings.get("code")
     mode = settings.get("nodeMode")
     items = settings.get("items")
+    if code is None:
+        return _settings_error(text("missing_field", field="code"))
     if not isinstance(code, str):
-        return _settings_error("Missing field in task settings message: code")
+        return _settings_error(text("invalid_field", field="code", kind="a string"))
     filename = _FILENAMES.get(mode) if isinstance(mode, str) else None
+    if mode is None:
+        return _settings_error(text("missing_field", field="nodeMode"))
     if filename is None:
-        return _settings_error("Unknown nodeMode: %s" % (mode,))
+        return _settings_error(text("unknown_node_mode", mode=mode))
+    if items is None:
+        return _settings_error(text("missing_field", field="items"))
     if not isinstance(items, list):
-        return _settings_error("Missing field in task settings message: items")
+        return _settings_error(text("invalid_field", field="items", kind="an array"))
 
     # Redirected from parsing on, so a SyntaxWarning lands in the task's stderr
     # (and so in a later error's description), as in n8n's child process.
     real_stderr = sys.stderr
     sys.stderr = stderr = StderrCapture()
     try:
-        compiled = _compile(code, filename, cfg, analyzed)
+        compiled = compiled_code if compiled_code is not None else _compile(code, filename, cfg, analyzed)
         if isinstance(compiled, dict):
             return compiled
+        if on_compiled is not None and compiled_code is None:
+            on_compiled(compiled)
         return _execute(compiled, filename, settings, cfg, capture, stderr)
     finally:
         sys.stderr = real_stderr
@@ -102,7 +117,7 @@ def _compile(code: str, filename: str, cfg, analyzed: bool):
 
 def _execute(compiled, filename: str, settings: dict, cfg, capture: PrintCapture, stderr: StderrCapture) -> dict:
     user_builtins = sandbox.make_builtins(cfg, capture.print)
-    # The hardened print (reference §12.4 item 5), writing to this task's capture.
+    # The hardened print (docs/sandbox.md §4.5), writing to this task's capture.
     print_fn = sandbox.task_print(cfg)
     items = settings["items"]
     try:
@@ -156,7 +171,7 @@ def _wrap(tree: ast.Module) -> ast.Module:
 
 
 def _run_all_items(compiled, user_builtins, print_fn, items, query):
-    # _items is the very list n8n sent: user code reads and returns it as is (§10.4).
+    # _items is the very list n8n sent: user code reads and returns it as is (docs/code-node.md §4).
     env = {"__builtins__": user_builtins, "print": print_fn, "_items": items, "_query": query}
     exec(compiled, env)
     return env[OUTPUT_KEY]
@@ -176,7 +191,7 @@ def _run_each_item(compiled, user_builtins, print_fn, items):
 
 
 def _per_item_output(value, index: int) -> dict:
-    """The emitted item for one per-item return value (§10.5's table)."""
+    """The emitted item for one per-item return value (docs/code-node.md §5's table)."""
     if not isinstance(value, dict):
         return {"json": value, "pairedItem": {"item": index}}
     if "json" in value:
@@ -185,9 +200,10 @@ def _per_item_output(value, index: int) -> dict:
         emitted = {"json": {k: v for k, v in value.items() if k != "binary"}}
     else:
         emitted = {"json": value}
+    emitted["pairedItem"] = {"item": index}  # never the user's own pairedItem
+    # After pairedItem: the key order n8n's own runner gives its per-item results.
     if "binary" in value:
         emitted["binary"] = value["binary"]
-    emitted["pairedItem"] = {"item": index}  # never the user's own pairedItem
     return emitted
 
 
@@ -210,7 +226,7 @@ def _user_error(exc: BaseException, stderr_text: str, code: str, print_args, mem
 
 
 def _static_error(exc: SyntaxError) -> dict:
-    """A syntax error: str(exc) with the user's line number, and no description key (§10.11)."""
+    """A syntax error: str(exc) with the user's line number, and no description key (docs/errors.md §2)."""
     try:
         stack = "".join(traceback.format_exception_only(type(exc), exc))
     except Exception:

@@ -1,4 +1,4 @@
-"""What user code prints: the capturing print() and the stderr buffer (reference §10.10, §10.3).
+"""What user code prints: the capturing print() and the stderr buffer (docs/code-node.md §9, §3).
 
 PrintCapture records each print() call as one list of strings, formatted the way
 n8n's runner formats them for the browser console (logNodeOutput). Both captures
@@ -31,7 +31,7 @@ _dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def format_print_arg(arg) -> str:
-    """One print() argument as n8n's runner shows it (§10.10's table)."""
+    """One print() argument as n8n's runner shows it (docs/code-node.md §9.1's table)."""
     if isinstance(arg, str):
         return "'" + arg + "'"  # no escaping, as n8n does
     if arg is None or isinstance(arg, (int, float)):  # bool is an int
@@ -65,6 +65,9 @@ class PrintCapture:
             # An explicit file (sys.stderr, a StringIO) gets ordinary print output.
             _builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
             return
+        for name, value in (("sep", sep), ("end", end)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError("%s must be None or a string, not %s" % (name, type(value).__name__))
         if len(self._calls) >= self._max_prints or self._chars_left <= 0:
             self._dropped += 1
             return
@@ -78,6 +81,8 @@ class PrintCapture:
                 formatted.append(text)
                 break
             formatted.append(text)
+        if sep not in (None, " ") or end not in (None, "\n"):
+            formatted = [_joined(formatted, sep, end)]
         self._calls.append(formatted)
 
     def print_args(self) -> list:
@@ -85,6 +90,18 @@ class PrintCapture:
         if not self._dropped:
             return self._calls
         return self._calls + [["[Output truncated - %d more print statements]" % self._dropped]]
+
+
+def _joined(formatted: list, sep, end) -> str:
+    """One print() call with a sep or end of its own, as one console line.
+
+    n8n's runner refuses these keywords (the task fails); pyrunner honours them as
+    Python does: the arguments joined by sep, followed by end. A call is one line
+    in n8n's console whatever end says, so a final newline of end is not repeated.
+    """
+    text = (" " if sep is None else sep).join(formatted)
+    tail = "" if end is None else end
+    return text + (tail[:-1] if tail.endswith("\n") else tail)
 
 
 class StderrCapture(io.StringIO):

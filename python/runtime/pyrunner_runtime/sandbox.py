@@ -1,10 +1,10 @@
-"""The Python-level sandbox: n8n's security model, reproduced (reference §12).
+"""The Python-level sandbox: n8n's security model, reproduced (docs/sandbox.md).
 
-What execute.run_task calls, in order, for every task:
+What execute.run_task calls, in order, for every task (sections of docs/sandbox.md):
 
-    check(tree, code, cfg)       violations in the raw user code ("Line <n>: <text>"), §12.3
-    rewrite(tree, cfg)           the format guard (and, before 3.13, import statements), §12.4
-    make_builtins(cfg, print_fn) the read-only __builtins__ of the task, §12.4 item 3
+    check(tree, code, cfg)       violations in the raw user code ("Line <n>: <text>"), §3
+    rewrite(tree, cfg)           the format guard (and, before 3.13, import statements), §4.4, §4.6
+    make_builtins(cfg, print_fn) the read-only __builtins__ of the task, §4.3
     task_print(cfg)              the hardened print to put in the task's globals
 
 and what the task process calls once, before its first task:
@@ -17,6 +17,11 @@ the built builtins instead of building them (it changes nothing process-wide).
 Run-time violations raise SecurityViolationError, whose str() is the message and whose
 description is the detail; execute.run_task reports both as they are.
 
+Unless both allowlists are "*", pyrunner's own checks come on top of n8n's: private
+attribute names are refused (sandbox_rules.attribute_refusal, in the analysis and at run
+time), imports hand out module views (sandbox_views), and the helpers that take attribute
+names or source at run time are guarded (sandbox_helpers, sandbox_compile).
+
 These checks are one layer. What keeps secrets out of reach is the task process's own
 boundary (its environment, file descriptors, user and Landlock domain: hardening.py).
 """
@@ -24,9 +29,11 @@ boundary (its environment, file descriptors, user and Landlock domain: hardening
 import ast
 import importlib
 
+import linecache
+
 from . import sandbox_analysis, sandbox_builtins, sandbox_imports, sandbox_rewrite
-from .sandbox_builtins import harden
-from .sandbox_callables import HardenedCallable, SecurityViolationError
+from .sandbox_callables import HardenedCallable, SecurityViolationError, harden
+from .sandbox_helpers import source_files_only
 from .sandbox_rules import policy_for
 
 __all__ = ["check", "rewrite", "make_builtins", "task_print", "prepare_process", "prepare_zygote",
@@ -38,7 +45,7 @@ _pending = (None, None)
 
 
 def check(tree: ast.Module, code: str, cfg) -> list:
-    """Violations in the raw user code, each "Line <n>: <text>", in n8n's order (§12.3).
+    """Violations in the raw user code, each "Line <n>: <text>", in n8n's order (docs/sandbox.md §3).
 
     With both allowlists "*" nothing is checked (as in n8n); the rewrite's sites are still
     found. Verdicts are cached per sha256(code) and allowlists, LRU of 500.
@@ -84,25 +91,31 @@ def task_print(cfg) -> HardenedCallable:
 
 
 def prepare_process(cfg) -> None:
-    """Hardens the task process once, before its first task (§12.4 items 2 and 4).
+    """Hardens the task process once, before its first task (docs/sandbox.md §4.2, §4.4).
 
     Prunes sys.modules to what the allowlists allow, puts importlib.import_module and
     importlib.__import__ behind the import guard (trusting package callers when
-    cfg.allow_transitive_imports, §12.6) and builds the builtins so the first task pays
-    nothing for them. Idempotent. N8N_BLOCK_RUNNER_ENV_ACCESS is child.prepare's: it
-    clears os.environ before this runs.
+    cfg.allow_transitive_imports, docs/sandbox.md §6; handing user code module views) and builds the
+    builtins so the first task pays nothing for them. Unless both allowlists are "*",
+    linecache then reads Python source files only, and the views of the allowed modules
+    already loaded are made (sandbox_views.Views.prepare). Idempotent. The zygote calls it
+    before it forks, so its tasks inherit all this. N8N_BLOCK_RUNNER_ENV_ACCESS is
+    child.prepare's: it clears os.environ before this runs.
     """
     policy = policy_for(cfg)
     sandbox_imports.prune_modules(policy)
+    views = sandbox_builtins.views(cfg)
     if not isinstance(importlib.import_module, HardenedCallable):
         trust = bool(cfg.allow_transitive_imports)
         importlib.import_module = harden(
-            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORT_MODULE, True, trust),
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORT_MODULE, True, trust, views),
             "<built-in function import_module>")
         importlib.__import__ = harden(
-            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust),
+            sandbox_imports.Guard(policy, sandbox_imports.ORIGINAL_IMPORTLIB_IMPORT, False, trust, views),
             "<built-in function __import__>")
-    sandbox_builtins.prepare(cfg)
+    if views is not None:
+        source_files_only(linecache)
+        views.prepare()
 
 
 def prepare_zygote(cfg) -> None:

@@ -1,4 +1,4 @@
-"""Static analysis of the raw user code (reference §12.3), and where the rewrite must act.
+"""Static analysis of the raw user code (docs/sandbox.md §3), and where the rewrite must act.
 
 One iterative pre-order walk does both jobs. Violations come out in the order n8n's
 ast.NodeVisitor finds them: a node's own checks, then its children in _fields order.
@@ -29,9 +29,12 @@ from .sandbox_rules import (
     ERROR_MATCH_POSITIONAL_PATTERN,
     ERROR_NAME_MANGLED_ATTRIBUTE,
     ERROR_PARAM_BLOCKED_NAME,
+    ERROR_PRIVATE_ATTRIBUTE,
     ERROR_RELATIVE_IMPORT,
     FORMAT_METHOD_NAMES,
     MAX_BLOCKED_LEN,
+    PUBLIC_UNDERSCORE_NAMES,
+    PYRUNNER_BLOCKED_ATTRIBUTES,
     BudgetExceeded,
     ScanBudget,
     blocked_format_tokens,
@@ -52,7 +55,7 @@ _AST = ast.AST
 _Name, _Constant, _Attribute, _Call = ast.Name, ast.Constant, ast.Attribute, ast.Call
 _BinOp, _Add, _Subscript, _arg = ast.BinOp, ast.Add, ast.Subscript, ast.arg
 _Import, _ImportFrom, _Global, _ExceptHandler = ast.Import, ast.ImportFrom, ast.Global, ast.ExceptHandler
-_ClassDef, _MatchClass = ast.ClassDef, ast.MatchClass
+_ClassDef, _MatchClass, _AnnAssign = ast.ClassDef, ast.MatchClass, ast.AnnAssign
 _FUNCTION_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # Fields that never hold a node some check looks at: names, flags, contexts, operators.
@@ -101,10 +104,21 @@ def remember(key, verdict) -> None:
 
 def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
     """Walks tree once; policy None finds the rewrite's sites only (both allowlists "*")."""
+    violations, sites = _walk(tree, code_len, policy, set(), False)
+    return Verdict(tuple(violations), _materialize(sites))
+
+
+def _walk(tree, code_len: int, policy, checked_modules: set, annotation: bool):
+    """The violations and rewrite sites of tree, in pre-order.
+
+    annotation: tree is the text of a string annotation, parsed. typing.get_type_hints
+    evaluates such text (functools.singledispatch calls it on the user's functions), so it
+    is checked as code; it is never rewritten, so a .format-style call in it counts as
+    taking the method as a value, and every string in it is an annotation in turn.
+    """
     violations = []
     add = violations.append
     sites = []
-    checked_modules = set()
     called_attrs = set()  # ids of .format-style Attribute nodes that are some Call's func
     concat = _Concat(code_len)
     checking = policy is not None
@@ -133,19 +147,25 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
             if checking and node.value.__class__ is str:
                 for text in concat.literal_violations(node.value):
                     add("Line %d: %s" % (node.lineno, text))
+                if annotation:
+                    violations.extend(_annotation_violations(node, policy, checked_modules))
             continue  # no children
         elif cls is _Attribute:
             if checking:
                 attr = node.attr
-                if attr in BLOCKED_ATTRIBUTES:
+                blocked = attr in BLOCKED_ATTRIBUTES or attr in PYRUNNER_BLOCKED_ATTRIBUTES
+                if blocked:
                     add("Line %d: %s" % (node.lineno, ERROR_DANGEROUS_ATTRIBUTE.format(attr=attr)))
                 if attr in FORMAT_METHOD_NAMES and id(node) not in called_attrs:
                     add("Line %d: %s" % (node.lineno, ERROR_BARE_FORMAT_ATTRIBUTE.format(attr=attr)))
-                if attr[:1] == "_" and "__" in attr and attr.split("__", 1)[0][:1] == "_":
-                    add("Line %d: %s" % (node.lineno, ERROR_NAME_MANGLED_ATTRIBUTE))
+                if attr[:1] == "_":
+                    if "__" in attr and attr.split("__", 1)[0][:1] == "_":
+                        add("Line %d: %s" % (node.lineno, ERROR_NAME_MANGLED_ATTRIBUTE))
+                    elif not blocked and attr not in PUBLIC_UNDERSCORE_NAMES:
+                        add("Line %d: %s" % (node.lineno, ERROR_PRIVATE_ATTRIBUTE.format(attr=attr)))
         elif cls is _Call:
             func = node.func
-            if func.__class__ is _Attribute and func.attr in FORMAT_METHOD_NAMES:
+            if func.__class__ is _Attribute and func.attr in FORMAT_METHOD_NAMES and not annotation:
                 called_attrs.add(id(func))
                 sites.append(("format", path))
             if checking and (
@@ -171,11 +191,20 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
                         and key.value in BLOCKED_ATTRIBUTES:
                     add("Line %d: %s" % (node.lineno, ERROR_DANGEROUS_ATTRIBUTE.format(attr=key.value)))
         elif cls is _arg:
-            if checking and node.arg in BLOCKED_NAMES:
-                add("Line %d: %s" % (node.lineno, ERROR_PARAM_BLOCKED_NAME.format(name=node.arg)))
+            if checking:
+                if node.arg in BLOCKED_NAMES:
+                    add("Line %d: %s" % (node.lineno, ERROR_PARAM_BLOCKED_NAME.format(name=node.arg)))
+                if node.annotation is not None:
+                    violations.extend(_annotation_violations(node.annotation, policy, checked_modules))
         elif cls in _FUNCTION_DEFS:
-            if checking and node.name in BLOCKED_NAMES:
-                add("Line %d: %s" % (node.lineno, ERROR_FUNCDEF_BLOCKED_NAME.format(name=node.name)))
+            if checking:
+                if node.name in BLOCKED_NAMES:
+                    add("Line %d: %s" % (node.lineno, ERROR_FUNCDEF_BLOCKED_NAME.format(name=node.name)))
+                if node.returns is not None:
+                    violations.extend(_annotation_violations(node.returns, policy, checked_modules))
+        elif cls is _AnnAssign:
+            if checking:
+                violations.extend(_annotation_violations(node.annotation, policy, checked_modules))
         elif cls is _Import:
             if REWRITE_IMPORTS:
                 sites.append(("import", path))
@@ -183,6 +212,7 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
                 for alias in node.names:
                     validate_import(alias.name, node.lineno)
                     _alias_violation(add, node.lineno, alias.asname, None)
+                    _private_path_violation(add, node.lineno, alias.name)
         elif cls is _ImportFrom:
             if REWRITE_IMPORTS and node.module != "__future__" and node.names[0].name != "*":
                 sites.append(("import", path))
@@ -191,8 +221,10 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
                     add("Line %d: %s" % (node.lineno, ERROR_RELATIVE_IMPORT))
                 elif node.module:
                     validate_import(node.module, node.lineno)
+                    _private_path_violation(add, node.lineno, node.module)
                 for alias in node.names:
-                    _alias_violation(add, node.lineno, alias.asname, alias.name)
+                    if not _alias_violation(add, node.lineno, alias.asname, alias.name) and alias.name != "*":
+                        _private_path_violation(add, node.lineno, "." + alias.name)
         elif cls is _Global:
             if checking:
                 for name in node.names:
@@ -209,7 +241,11 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
                 if node.patterns:
                     add("Line %d: %s" % (node.lineno, ERROR_MATCH_POSITIONAL_PATTERN))
                 for attr in node.kwd_attrs:
-                    if attr in BLOCKED_ATTRIBUTES:
+                    # A keyword pattern reads the attribute with no Attribute node: the same
+                    # attributes are refused, and the format methods, which it would bind.
+                    if (attr in BLOCKED_ATTRIBUTES or attr in PYRUNNER_BLOCKED_ATTRIBUTES
+                            or attr in FORMAT_METHOD_NAMES
+                            or (attr[:1] == "_" and attr not in PUBLIC_UNDERSCORE_NAMES)):
                         add("Line %d: %s" % (node.lineno, ERROR_MATCH_PATTERN_ATTRIBUTE.format(attr=attr)))
 
         fields = _child_fields.get(cls)
@@ -228,19 +264,52 @@ def analyze(tree: ast.Module, code_len: int, policy) -> Verdict:
             children.reverse()
             stack.extend(children)
 
-    return Verdict(tuple(violations), _materialize(sites))
+    return violations, sites
 
 
-def _alias_violation(add, lineno, asname, name) -> None:
+def _annotation_violations(annotation, policy, checked_modules) -> list:
+    """Violations in the strings of an annotation, each parsed and checked as code.
+
+    A string that is no expression is left alone: typing cannot evaluate it either.
+    """
+    found = []
+    for node in ast.walk(annotation):
+        if node.__class__ is not _Constant or node.value.__class__ is not str:
+            continue
+        try:
+            parsed = ast.parse(node.value, mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for inner in ast.walk(parsed):
+            if "lineno" in inner._attributes:
+                inner.lineno = node.lineno
+        violations, _ = _walk(parsed.body, len(node.value), policy, checked_modules, True)
+        found.extend(violations)
+    return found
+
+
+def _alias_violation(add, lineno, asname, name) -> bool:
     """An import alias (`as x`) or imported name that is blocked; the first match only, as n8n."""
     for candidate in (asname, name):
         if not candidate:
             continue
         if candidate in BLOCKED_NAMES:
             add("Line %d: %s" % (lineno, ERROR_DANGEROUS_NAME.format(name=candidate)))
-            return
+            return True
         if candidate in BLOCKED_ATTRIBUTES:
             add("Line %d: %s" % (lineno, ERROR_DANGEROUS_ATTRIBUTE.format(attr=candidate)))
+            return True
+    return False
+
+
+def _private_path_violation(add, lineno, dotted: str) -> None:
+    """The first private name of an import path below its top-level package (`a._b`, `from a import _b`).
+
+    A top-level module is governed by the allowlists alone (`_thread` may be allowed).
+    """
+    for part in dotted.split(".")[1:]:
+        if part[:1] == "_" and part not in PUBLIC_UNDERSCORE_NAMES:
+            add("Line %d: %s" % (lineno, ERROR_PRIVATE_ATTRIBUTE.format(attr=part)))
             return
 
 
@@ -266,7 +335,7 @@ def _materialize(sites):
 
 
 class _Concat:
-    """String literals and compile-time `+` concatenations of them (§12.3).
+    """String literals and compile-time `+` concatenations of them (docs/sandbox.md §3.4).
 
     n8n folds every BinOp(Add) whose leaves are all str constants, and checks the folded
     string for an exact blocked name and for format-template tokens. Folding each node of a

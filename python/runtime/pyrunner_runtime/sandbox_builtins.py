@@ -1,4 +1,4 @@
-"""The user code's __builtins__: a read-only mapping that is not a dict (reference §12.4 item 3).
+"""The user code's __builtins__: a read-only mapping that is not a dict (docs/sandbox.md §4.3).
 
 Why this shape. exec() accepts any mapping as globals["__builtins__"], and name lookups
 fall back to its __getitem__ when it is not a dict, on 3.10-3.13. Two things need more:
@@ -13,27 +13,27 @@ types.MappingProxyType: C-speed lookups, and nothing in the instance to write to
 Cost: the class and proxy are built once per configuration; a task gets a new, empty
 instance (so a __class__ swap made by one task never reaches the next) and points the
 shared hardened print at its own capture.
+
+Unless both allowlists are "*" (then, as in n8n, no Python-level check but the deny list
+applies), the getattr, setattr, delattr and vars the deny list leaves in are guarded
+(sandbox_helpers), so are exec, eval and compile (sandbox_compile), and the import entry
+points hand out module views (sandbox_views).
 """
 
 import builtins
 from types import MappingProxyType
 
-from .sandbox_callables import HardenedCallable, ReadOnlyBuiltins
-from .sandbox_format import safe_format
+from .sandbox_callables import HardenedCallable, ReadOnlyBuiltins, harden
+from .sandbox_compile import GuardedCompiler
+from .sandbox_format import guard_formatter, safe_format, safe_format_private
+from .sandbox_helpers import REPLACEMENTS, builtins_replacements
 from .sandbox_imports import ORIGINAL_IMPORT, StatementImport, Guard
 from .sandbox_rules import SAFE_FORMAT_NAME, SAFE_IMPORT_NAME, policy_for
+from .sandbox_views import Views
 
 # Builtins that are importers themselves (BuiltinImporter, its ModuleSpec): never exposed.
 # n8n keeps them and relies on the static analysis rejecting the names.
 _NEVER_EXPOSED = frozenset({"__loader__", "__spec__"})
-
-
-def harden(impl, text: str) -> HardenedCallable:
-    """impl behind a HardenedCallable whose repr() is text."""
-    wrapper = object.__new__(HardenedCallable)
-    object.__setattr__(wrapper, "_impl", impl)
-    object.__setattr__(wrapper, "_repr", text)
-    return wrapper
 
 
 def _print_not_ready(*args, **kwargs):
@@ -41,20 +41,30 @@ def _print_not_ready(*args, **kwargs):
 
 
 class _Built:
-    __slots__ = ("mapping_class", "print")
+    __slots__ = ("mapping_class", "print", "views")
 
     def __init__(self, cfg):
         policy = policy_for(cfg)
         deny = frozenset(cfg.builtins_deny or ())
         names = {k: v for k, v in vars(builtins).items() if k not in deny and k not in _NEVER_EXPOSED}
-        guard = Guard(policy, ORIGINAL_IMPORT, module_style=False, trust_packages=False)
+        proxy = MappingProxyType(names)
+        self.views = None
+        if not policy.skip_static:
+            self.views = Views(policy, REPLACEMENTS, proxy, module_hooks=[("string", guard_formatter)])
+            names.update((k, v) for k, v in builtins_replacements(self.views).items() if k in names)
+            compiler = GuardedCompiler(policy)
+            for name in ("exec", "eval", "compile"):
+                if name in names:
+                    names[name] = harden(getattr(compiler, name), "<built-in function %s>" % name)
+        guard = Guard(policy, ORIGINAL_IMPORT, module_style=False, trust_packages=False, views=self.views,
+                      only_user_code=True)
         names["__import__"] = harden(guard, "<built-in function __import__>")
-        names[SAFE_FORMAT_NAME] = harden(safe_format, "<built-in function format>")
+        format_guard = safe_format if policy.skip_static else safe_format_private
+        names[SAFE_FORMAT_NAME] = harden(format_guard, "<built-in function format>")
         names[SAFE_IMPORT_NAME] = harden(StatementImport(guard), "<built-in function __import__>")
         self.print = harden(_print_not_ready, "<built-in function print>")
         if "print" not in deny:
             names["print"] = self.print
-        proxy = MappingProxyType(names)
         self.mapping_class = type("builtins", (ReadOnlyBuiltins,), {
             "__slots__": (),
             "__module__": "builtins",
@@ -102,3 +112,8 @@ def task_print(cfg) -> HardenedCallable:
 
 def prepare(cfg) -> None:
     _for(cfg)
+
+
+def views(cfg):
+    """The module views of cfg's task process; None with both allowlists "*"."""
+    return _for(cfg).views

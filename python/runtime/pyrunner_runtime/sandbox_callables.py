@@ -1,4 +1,4 @@
-"""Leaf module: the classes of every object the sandbox hands to user code (reference §12.4 item 5).
+"""Leaf module: the classes of every object the sandbox hands to user code (docs/sandbox.md §4.5).
 
 User code may reach the namespace of any function defined here (a method's __globals__), so
 this module imports nothing and holds no reference to the runner. The implementations these
@@ -24,7 +24,7 @@ _SPOOFED_TYPE = "'builtin_function_or_method' object has no attribute '"
 
 
 class SecurityViolationError(Exception):
-    """A violation found at run time: str() is the message, .description the detail (§10.11).
+    """A violation found at run time: str() is the message, .description the detail (docs/errors.md §3.2).
 
     execute.run_task reports an exception's str() as the error message and its str
     description attribute as the description, so this needs no special handling there.
@@ -64,11 +64,33 @@ class HardenedCallable:
         return object.__getattribute__(self, "_repr")
 
 
+def harden(impl, text):
+    """impl behind a HardenedCallable whose repr() is text."""
+    wrapper = object.__new__(HardenedCallable)
+    object.__setattr__(wrapper, "_impl", impl)
+    object.__setattr__(wrapper, "_repr", text)
+    return wrapper
+
+
+# What string.Formatter.get_field checks a field name with: a HardenedCallable set by
+# sandbox_format.guard_formatter.
+_field_check = None
+
+
+def formatter_get_field(self, field_name, args, kwargs):
+    """string.Formatter.get_field in a task process: the field name is checked, then resolved."""
+    return _field_check(self, field_name, args, kwargs)
+
+
+formatter_get_field.__name__ = "get_field"
+formatter_get_field.__qualname__ = "Formatter.get_field"
+formatter_get_field.__module__ = "string"
+
 _READ_ONLY = "'builtins' mapping is read-only"
 
 
 class ReadOnlyBuiltins:
-    """The base of the user code's __builtins__ mapping (§12.4 item 3).
+    """The base of the user code's __builtins__ mapping (docs/sandbox.md §4.3).
 
     sandbox_builtins derives one class per configuration whose lookup methods are bound
     methods of a mappingproxy: they run in C, and the only object they reveal is the proxy.

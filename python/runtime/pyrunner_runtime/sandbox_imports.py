@@ -1,10 +1,14 @@
-"""The run-time import guard and the task process's module table (reference §12.4 items 2-4, §12.6).
+"""The run-time import guard and the task process's module table (docs/sandbox.md §4.2, §4.4, §6).
 
 One Guard sits behind each import entry point user code can reach: the __import__ of its
 builtins, importlib.import_module and importlib.__import__. It checks the allowlists again
 at run time and resolves package-relative imports against their anchor package first.
 Package code's own import statements use the real builtins and are never checked (as in
 n8n): what a package imports for itself is the package's business.
+
+What an import gives user code is a view of the module (sandbox_views), and user code may
+not name a private module below its top-level package (`json._x`, `__import__('a', fromlist
+=['_b'])`); package code calling importlib gets the module itself.
 """
 
 import builtins
@@ -17,11 +21,14 @@ from types import ModuleType
 from .sandbox_callables import SecurityViolationError
 from .sandbox_rules import (
     ERROR_EXTERNAL_DISALLOWED,
+    ERROR_PRIVATE_ATTRIBUTE,
     ERROR_RELATIVE_IMPORT,
     INTERNAL_MODULES,
     RUNTIME_IMPORT_MESSAGE,
     USER_FILENAMES,
+    is_private,
 )
+from .sandbox_views import is_view
 
 ORIGINAL_IMPORT = builtins.__import__
 ORIGINAL_IMPORT_MODULE = importlib.import_module
@@ -39,56 +46,80 @@ class Guard:
     trust_packages: N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS for the importlib entry points:
     a call whose caller is not user code (not one of the two virtual file names) is let
     through unchecked. The builtins' __import__ never trusts: only user code sees it.
+    views: the sandbox_views.Views to hand user code views from (None: the modules
+    themselves, with both allowlists "*").
+    only_user_code: the entry point is the builtins' __import__, which only user code sees;
+    otherwise (importlib) the caller's frame tells.
     """
 
-    __slots__ = ("policy", "original", "module_style", "trust_packages")
+    __slots__ = ("policy", "original", "module_style", "trust_packages", "views", "only_user_code")
 
-    def __init__(self, policy, original, module_style: bool, trust_packages: bool):
+    def __init__(self, policy, original, module_style: bool, trust_packages: bool, views=None,
+                 only_user_code: bool = False):
         self.policy = policy
         self.original = original
         self.module_style = module_style
         self.trust_packages = trust_packages
+        self.views = views
+        self.only_user_code = only_user_code
 
     def __call__(self, *args, **kwargs):
         # Frames: 0 this, 1 HardenedCallable.__call__, 2 whoever called the entry point.
-        if self.trust_packages and not _called_by_user_code(2):
+        user = self.only_user_code or not (self.trust_packages or self.views) or _called_by_user_code(2)
+        if self.trust_packages and not user:
             return self.original(*args, **kwargs)
         if self.module_style:
-            return self.import_module(*args, **kwargs)
-        return self.dunder_import(*args, **kwargs)
+            module = self._import_module(user, *args, **kwargs)
+        else:
+            module = self._dunder_import(user, *args, **kwargs)
+        return self.views.imported(module) if user and self.views is not None else module
 
     def dunder_import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        """__import__ for user code: a view of what it imports."""
+        module = self._dunder_import(True, name, globals, locals, fromlist, level)
+        return self.views.imported(module) if self.views is not None else module
+
+    def _dunder_import(self, user, name, globals=None, locals=None, fromlist=(), level=0):
         # Exact str and int copies: the import machinery calls methods of what it is given
         # (startswith, rpartition, __getitem__, __format__), which a subclass could override.
         name = _exact_name(name)
         level = _exact_int(level)
         if fromlist:
             fromlist = tuple(_exact_str(item) for item in fromlist)
+            if user and self.views is not None:
+                for item in fromlist:
+                    if is_private(item):
+                        raise SecurityViolationError(RUNTIME_IMPORT_MESSAGE, ERROR_PRIVATE_ATTRIBUTE.format(attr=item))
         if level == 0:
-            self.require(name)
+            self.require(name, user)
             return self.original(name, globals, locals, fromlist, 0)
         if level < 0:
             return self.original(name, globals, locals, fromlist, level)  # ValueError
         anchor = dict.get(globals, "__package__") if isinstance(globals, dict) else None
         target = _resolve_relative(name, anchor, level)
-        self.require(target)
+        self.require(target, user)
         # The import machinery reads the anchor again: give it the checked copy only.
         return self.original(name, {"__package__": _exact_str(anchor)}, locals, fromlist, level)
 
-    def import_module(self, name, package=None):
+    def _import_module(self, user, name, package=None):
         name = _exact_name(name)
         if not name.startswith("."):
-            self.require(name)
+            self.require(name, user)
             return self.original(name)
         level = len(name) - len(name.lstrip("."))
         target = _resolve_relative(name[level:], package, level)
-        self.require(target)
+        self.require(target, user)
         return self.original(name, _exact_str(package))
 
-    def require(self, module_path: str) -> None:
+    def require(self, module_path: str, user: bool = True) -> None:
         error = self.policy.import_error(module_path)
         if error is None and module_path.partition(".")[0] in INTERNAL_MODULES:
             error = ERROR_EXTERNAL_DISALLOWED.format(module=module_path, allowed=self.policy.external_text)
+        if error is None and user and self.views is not None and "." in module_path:
+            for part in module_path.split(".")[1:]:
+                if is_private(part):
+                    error = ERROR_PRIVATE_ATTRIBUTE.format(attr=part)
+                    break
         if error is not None:
             raise SecurityViolationError(RUNTIME_IMPORT_MESSAGE, error)
 
@@ -147,7 +178,10 @@ class StatementImport:
 
 
 def import_from(module, name: str):
-    """CPython's IMPORT_FROM (3.10-3.12): an attribute, else the submodule in sys.modules."""
+    """CPython's IMPORT_FROM (3.10-3.12): an attribute, else the submodule in sys.modules.
+
+    A view has looked in sys.modules itself, and hands out views only.
+    """
     try:
         return getattr(module, name)
     except AttributeError:
@@ -157,7 +191,7 @@ def import_from(module, name: str):
     except AttributeError:
         package = None
     if isinstance(package, str):
-        found = _modules.get(package + "." + name)
+        found = None if is_view(module) else _modules.get(package + "." + name)
         if found is not None:
             return found
     else:
@@ -177,12 +211,12 @@ def import_from(module, name: str):
     raise ImportError(message % (name, package, where), name=package, path=path)
 
 
-# Always kept in sys.modules (reference §12.4 item 2), with their submodules.
+# Always kept in sys.modules (docs/sandbox.md §4.2), with their submodules.
 _ALWAYS_KEPT = frozenset({"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "importlib.machinery"})
 
 
 def prune_modules(policy) -> None:
-    """Drops from sys.modules everything user code may not import (§12.4 item 2).
+    """Drops from sys.modules everything user code may not import (docs/sandbox.md §4.2).
 
     Kept: _ALWAYS_KEPT, the stdlib allowlist (every stdlib module for "*"), the external
     allowlist (every loaded non-stdlib module for "*"), and their submodules; never
@@ -191,6 +225,7 @@ def prune_modules(policy) -> None:
     stdlib = sys.stdlib_module_names
     keep = set(_ALWAYS_KEPT)
     keep.update(stdlib if policy.stdlib_all else policy.stdlib)
+    keep.update(policy.implied)
     if policy.external_all:
         keep.update(name for name in _modules if name.partition(".")[0] not in stdlib)
     else:

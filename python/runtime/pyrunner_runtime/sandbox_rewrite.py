@@ -1,4 +1,4 @@
-"""The AST rewrite applied before compiling user code (reference §10.3, §12.4 item 6).
+"""The AST rewrite applied before compiling user code (docs/code-node.md §3, docs/sandbox.md §4.6).
 
 - Every `.format(…)`, `.format_map(…)`, `.vformat(…)` and `.get_field(…)` call becomes
   `__n8n_internal_safe_format__("<method>", <receiver>, …)`, as in n8n's runner.

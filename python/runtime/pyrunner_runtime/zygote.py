@@ -62,9 +62,10 @@ class Zygote:
         self.ctl = ctl
         self.cfg = cfg
         self.children = {}  # live task process pid -> its uid (or -1)
-        # A uid of its own per live task process when pyrunner is root and a range is configured,
-        # handed out least recently used first.
-        self.own_uids = cfg.task_uid > 0 and cfg.task_uid_count > 1 and os.geteuid() == 0
+        self.spawn_ids = {}  # live task process pid -> the id of the spawn request it was forked for
+        # A uid of its own per live task process (the Go side decides: a root pyrunner with a
+        # range of uids), handed out least recently used first.
+        self.own_uids = cfg.uid_per_task
         self.free_uids = collections.deque(range(cfg.task_uid, cfg.task_uid + cfg.task_uid_count)) if self.own_uids else None
         self.fences = child.Fences(cfg, self.own_uids)
         self.wake_r, self.wake_w = os.pipe()
@@ -98,6 +99,7 @@ class Zygote:
             self._become_task_process(chan, int(msg.get("maxTasks", 1)), uid)
         os.close(chan)  # only that child may hold it
         self.children[pid] = uid if self.own_uids else -1
+        self.spawn_ids[pid] = msg.get("id")
         _send(self.ctl, {"op": "spawned", "id": msg.get("id"), "pid": pid})
 
     def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
@@ -126,7 +128,10 @@ class Zygote:
 
     def kill(self, msg: dict) -> None:
         pid = int(msg.get("pid", 0))
-        if pid in self.children:  # unreaped: the pid cannot have been reused
+        # Unreaped, so the pid cannot have been reused by another process; and forked for the
+        # spawn the message names, not a child forked since under a reused pid (Go asks to kill a
+        # task process that is done as it exits; this zygote may have reaped it and forked again).
+        if pid in self.children and self.spawn_ids.get(pid) == msg.get("id"):
             try:
                 os.killpg(pid, int(msg.get("signal", signal.SIGKILL)))
             except ProcessLookupError:
@@ -144,6 +149,7 @@ class Zygote:
         for pid, status in _reaped():
             if pid in self.children:
                 uid = self.children.pop(pid)
+                self.spawn_ids.pop(pid, None)
                 _send(self.ctl, _exit_report(pid, status))
                 self.clean_up_after(pid, uid)
             else:
@@ -241,39 +247,6 @@ def _reaped():
         yield pid, status
 
 
-def _probe_task_user(cfg: Config):
-    """Checks, in a throwaway child, that the task user can read the Python installation.
-
-    Returns an error text, or None. Without this, a task running as an unprivileged user under
-    a root-only interpreter (say pyenv under /root) would fail on its first lazy import.
-    """
-    if cfg.task_uid < 0 or os.geteuid() != 0 or cfg.task_uid == 0:
-        return None
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            hardening.drop_privileges(cfg.task_uid, cfg.task_gid)
-            for path in (os.__file__, json.__file__):
-                with open(path, "rb"):
-                    pass
-            os.listdir(os.path.dirname(os.__file__))
-            os._exit(0)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent
-            os.write(w, str(exc).encode()[:1000])
-            os._exit(1)
-    os.close(w)
-    detail = os.read(r, 1000).decode(errors="replace")
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    return (f"tasks run as uid {cfg.task_uid} (pyrunner runs as root), and that user cannot read "
-            f"this Python installation ({sys.prefix}): {detail}. Use an interpreter that user can "
-            f"read (N8N_PYTHON_INTERPRETER), or another user (N8N_PYTHON_TASK_UID)")
-
-
 def main() -> None:
     ctl = socket.socket(fileno=3)
     msg, _ = _recv(ctl)
@@ -282,8 +255,10 @@ def main() -> None:
     cfg = Config.from_message(msg)
     if cfg.landlock_abi < 0:
         cfg = cfg.with_landlock_abi(hardening.landlock_abi())
-    problem = _probe_task_user(cfg)
-    if problem is None and cfg.tasks_dir and not os.path.isdir(cfg.tasks_dir):
+    # Whether the task user can read this Python is checked by the Go side
+    # before any zygote starts (envcache.Interpreter.ReadableBy).
+    problem = None
+    if cfg.tasks_dir and not os.path.isdir(cfg.tasks_dir):
         problem = "the task directory %s does not exist" % cfg.tasks_dir
     if problem:
         _send(ctl, {"op": "failed", "error": problem})

@@ -1,4 +1,4 @@
-"""Encoding the task process's reply (reference §10.12)."""
+"""Encoding the task process's reply (docs/code-node.md §11)."""
 
 import datetime
 import json

@@ -1,4 +1,4 @@
-"""run_task: the Code-node semantics of reference §10.3–10.11."""
+"""run_task: the Code-node semantics of docs/code-node.md §3–§10."""
 
 import sys
 import textwrap
@@ -122,12 +122,13 @@ class PerItemTest(unittest.TestCase):
     def test_json_and_binary(self):
         out = self.each("return {'json': {'custom': 'data'}, 'binary': {'file': 'data'}}", items_of({}))
         self.assertEqual(out, [{"json": {"custom": "data"}, "binary": {"file": "data"}, "pairedItem": {"item": 0}}])
-        self.assertEqual(list(out[0]), ["json", "binary", "pairedItem"])
+        # n8n's runner's key order (deviation table: the order is pinned here).
+        self.assertEqual(list(out[0]), ["json", "pairedItem", "binary"])
 
     def test_binary_without_json(self):
         out = self.each("return {'binary': {'file': {'data': 'QQ=='}}}", items_of({}))
         self.assertEqual(out, [{"json": {}, "binary": {"file": {"data": "QQ=="}}, "pairedItem": {"item": 0}}])
-        self.assertEqual(list(out[0]), ["json", "binary", "pairedItem"])
+        self.assertEqual(list(out[0]), ["json", "pairedItem", "binary"])
 
     def test_binary_without_json_keeps_the_other_keys_as_json(self):
         out = self.each("return {'binary': {'f': 1}, 'a': 1, 'pairedItem': 5}", items_of({}))

@@ -1,4 +1,4 @@
-"""The capturing print() and the stderr buffer (reference §10.10, A.6)."""
+"""The capturing print() and the stderr buffer (docs/code-node.md §9, docs/conformance.md §6)."""
 
 import datetime
 import io
@@ -162,8 +162,19 @@ print(lambda: 1)
         self.assertEqual(msg["print_args"], [["'to stdout'"]])
         self.assertEqual(msg["error"]["description"], "to stderr\n")
 
-    def test_sep_and_end_are_accepted(self):
-        self.assertEqual(printed("print('a', 'b', sep='-', end='', flush=True)"), [["'a'", "'b'"]])
+    def test_sep_and_end_are_honoured(self):
+        # A deliberate deviation: n8n's runner fails the task on these keywords.
+        self.assertEqual(printed("print('a', 'b', sep='-', end='', flush=True)"), [["'a'-'b'"]])
+        self.assertEqual(printed("print(1, 2, sep='')"), [["12"]])
+        self.assertEqual(printed("print('x', end='!\\n')"), [["'x'!"]])
+        self.assertEqual(printed("print('x', end=' ...')"), [["'x' ..."]])
+        # The defaults, spelled out or None, keep n8n's one string per argument.
+        self.assertEqual(printed("print(1, 2, sep=' ', end='\\n')"), [["1", "2"]])
+        self.assertEqual(printed("print(1, 2, sep=None, end=None)"), [["1", "2"]])
+
+    def test_sep_and_end_must_be_strings_as_in_print(self):
+        msg = run_task({"code": "print(1, sep=3)", "nodeMode": "runOnceForAllItems", "items": []}, Config(**OPEN))
+        self.assertEqual(msg["error"]["message"], "sep must be None or a string, not int")
 
 
 class PrintCaptureTest(unittest.TestCase):

@@ -1,4 +1,4 @@
-"""Static analysis of user code (reference §12.2, §12.3, A.8.1, A.8.2, A.8.4, A.8.5)."""
+"""Static analysis of user code (docs/sandbox.md §2, §3; docs/conformance.md §8.1, §8.2, §8.4, §8.5)."""
 
 import ast
 import sys
@@ -10,7 +10,7 @@ from pyrunner_runtime import sandbox, sandbox_analysis
 from pyrunner_runtime.config import Config
 from pyrunner_runtime.execute import run_task
 
-# The lists of reference §12.3, written out again so that a change to the code shows here.
+# The lists of docs/sandbox.md §3, written out again so that a change to the code shows here.
 BLOCKED_NAMES = ["__loader__", "__builtins__", "__globals__", "__spec__", "__name__", "__n8n_internal_safe_format__"]
 BLOCKED_ATTRIBUTES = [
     "__subclasses__", "__globals__", "__builtins__", "__traceback__", "tb_frame", "tb_next", "f_back",
@@ -33,6 +33,7 @@ DYNAMIC = "Dynamic __import__() calls are not allowed for security reasons."
 MANGLED = "Access to name-mangled attributes (pattern: _ClassName__attr) is disallowed for security reasons."
 POSITIONAL = "Positional match patterns are disallowed for security reasons."
 MATCH_ATTR = "Match pattern extracting attribute '{}' is disallowed, because it can be used to bypass security restrictions."
+PRIVATE = "Access to private attribute '{}' is disallowed, because it can be used to bypass security restrictions."
 BOUND = "Extracting '{}' as a bound method is disallowed; call it directly on its receiver instead."
 
 DEFAULT = Config()
@@ -55,7 +56,7 @@ def static_error(testcase, code, cfg=DEFAULT):
 
 
 class ImportRulesTest(unittest.TestCase):
-    def test_default_configuration_rejects_imports(self):  # A.8.1, A.5.3
+    def test_default_configuration_rejects_imports(self):  # conformance.md §8.1, §5.3
         cases = {
             "import os": "Line 1: " + STDLIB.format("os", "none"),
             "import sys": "Line 1: " + STDLIB.format("sys", "none"),
@@ -87,7 +88,7 @@ class ImportRulesTest(unittest.TestCase):
                          ["Line 1: " + EXTERNAL.format("requests.adapters", "numpy, pandas")])
 
     def test_only_the_top_level_package_is_compared(self):
-        # A dotted allowlist entry is kept verbatim and so never matches (§12.2).
+        # A dotted allowlist entry is kept verbatim and so never matches (docs/sandbox.md §2).
         self.assertEqual(violations("import os.path", Config(stdlib_allow=("os",))), [])
         self.assertEqual(violations("import os.path", Config(stdlib_allow=("os.path",))),
                          ["Line 1: " + STDLIB.format("os.path", "os.path")])
@@ -124,7 +125,7 @@ class ImportRulesTest(unittest.TestCase):
 
 
 class BlockedNamesTest(unittest.TestCase):
-    def test_every_blocked_name_everywhere_a_name_can_appear(self):  # A.8.2
+    def test_every_blocked_name_everywhere_a_name_can_appear(self):  # conformance.md §8.2
         function = "Function named '{}' is disallowed, because it can be used to bypass security restrictions."
         klass = "Class named '{}' is disallowed, because it can be used to bypass security restrictions."
         param = "Parameter named '{}' is disallowed, because it can be used to bypass security restrictions."
@@ -165,7 +166,7 @@ class BlockedNamesTest(unittest.TestCase):
 
 
 class BlockedAttributesTest(unittest.TestCase):
-    def test_every_blocked_attribute(self):  # A.8.2
+    def test_every_blocked_attribute(self):  # conformance.md §8.2
         for attr in BLOCKED_ATTRIBUTES:
             with self.subTest(attr=attr):
                 self.assertEqual(violations(f"x = _items.{attr}"), ["Line 1: " + ATTR.format(attr)])
@@ -179,7 +180,7 @@ class BlockedAttributesTest(unittest.TestCase):
                               violations(f"match _items:\n    case list({attr}=x):\n        pass"))
 
     def test_subscript_of_the_builtins_with_a_blocked_key(self):
-        self.assertEqual(violations("__builtins__['__import__']('os')"), [  # A.8.3
+        self.assertEqual(violations("__builtins__['__import__']('os')"), [  # conformance.md §8.3
             "Line 1: " + ATTR.format("__import__"),
             "Line 1: " + NAME.format("__builtins__"),
             "Line 1: " + ATTR.format("__import__"),
@@ -202,9 +203,11 @@ class BlockedAttributesTest(unittest.TestCase):
         for code in ["x._Foo__secret", "x._a__", "x._Foo__bar = 1"]:
             with self.subTest(code=code):
                 self.assertEqual(violations(code), ["Line 1: " + MANGLED])
-        for code in ["x.__eq__", "x._private", "x.___x", "x.a__b"]:
-            with self.subTest(code=code):
-                self.assertEqual(violations(code), [])
+        self.assertEqual(violations("x.a__b"), [])
+        # n8n accepts these; pyrunner refuses every private name (see PrivateAttributesTest).
+        for attr in ["__eq__", "_private", "___x"]:
+            with self.subTest(attr=attr):
+                self.assertEqual(violations("x." + attr), ["Line 1: " + PRIVATE.format(attr)])
         self.assertIn("name-mangled", static_error(self, "return _items._Node__value"))
 
     def test_format_methods_taken_as_values(self):
@@ -230,11 +233,108 @@ class BlockedAttributesTest(unittest.TestCase):
         self.assertEqual(violations(allowed), [])
 
 
+class PrivateAttributesTest(unittest.TestCase):
+    """pyrunner refuses every private attribute name in the code, beyond n8n's lists."""
+
+    TYPICAL = Config(stdlib_allow=("random", "collections", "string", "json"))
+
+    def test_private_attributes_of_anything(self):
+        for code, attr in [("import random\nx = random._os", "_os"), ("import collections\nx = collections._sys", "_sys"),
+                           ("import string\nstring.Formatter()._vformat('{}', [], {}, set(), 1)", "_vformat"),
+                           ("x = type(print)._impl", "_impl"), ("x = _items.__eq__", "__eq__"),
+                           ("_items._cache = 1", "_cache"), ("del _items._x", "_x"), ("x = f'{_items._x}'", "_x")]:
+            with self.subTest(code=code):
+                line = code.count("\n") + 1
+                self.assertEqual(violations(code, self.TYPICAL), ["Line %d: " % line + PRIVATE.format(attr)])
+
+    def test_the_public_exceptions(self):
+        code = """
+        from collections import namedtuple
+        P = namedtuple('P', 'x y', defaults=[0])
+        p = P(1)._replace(y=2)
+        return [p._asdict(), P._fields, P._make([1, 2]), P._field_defaults, len.__name__, len.__doc__,
+                super().__init__]
+        """
+        self.assertEqual(violations(code, self.TYPICAL), [])
+
+    def test_blocked_and_mangled_names_keep_their_own_text(self):
+        self.assertEqual(violations("x._A__b"), ["Line 1: " + MANGLED])
+        self.assertEqual(violations("x.__class__"), ["Line 1: " + ATTR.format("__class__")])
+
+    def test_mro_hands_out_object(self):
+        self.assertEqual(violations("o = int.mro()[-1]"), ["Line 1: " + ATTR.format("mro")])
+
+    def test_private_names_in_imports(self):
+        cases = {
+            "from random import _os": "_os",
+            "from json import dumps, _default_encoder as e": "_default_encoder",
+            "import json._private": "_private",
+            "from json._x import y": "_x",
+            "import concurrent.futures._base as b": "_base",
+        }
+        cfg = Config(stdlib_allow=("random", "json", "concurrent"))
+        for code, name in cases.items():
+            with self.subTest(code=code):
+                self.assertEqual(violations(code, cfg), ["Line 1: " + PRIVATE.format(name)])
+        # A top-level module is the allowlists' business alone.
+        self.assertEqual(violations("import _strptime", Config(stdlib_allow=("_strptime",))), [])
+
+    def test_match_keyword_patterns(self):
+        for attr in ["format", "format_map", "vformat", "get_field", "_os", "__eq__", "mro"]:
+            with self.subTest(attr=attr):
+                code = f"match _items:\n    case str({attr}=f):\n        pass"
+                self.assertEqual(violations(code), ["Line 2: " + MATCH_ATTR.format(attr)])
+        self.assertEqual(violations("match _items:\n    case dict(real=1, _fields=f):\n        pass"), [])
+
+
+class AnnotationStringsTest(unittest.TestCase):
+    """typing.get_type_hints evaluates string annotations (functools.singledispatch calls it)."""
+
+    def test_string_annotations_are_checked_as_code(self):
+        cases = {
+            "def f(x: '().__class__.__base__'): pass": [ATTR.format("__base__"), ATTR.format("__class__")],
+            "def f(x) -> 'random._os': pass": [PRIVATE.format("_os")],
+            "def f(*a: 'x.__dict__', **k: 'y'): pass": [ATTR.format("__dict__")],
+            "x: 'a._b' = 1": [PRIVATE.format("_b")],
+            "def f(x: 'List[\"y._z\"]'): pass": [PRIVATE.format("_z")],  # typing evaluates nested strings too
+            "def f(x: '__import__(\"os\")'): pass": [STDLIB.format("os", "none")],
+        }
+        for code, texts in cases.items():
+            with self.subTest(code=code):
+                self.assertEqual(violations(code), ["Line 1: " + t for t in texts])
+
+    def test_format_calls_in_annotations_cannot_be_rewritten(self):
+        self.assertEqual(violations("def f(x: \"('{' + '}').format(1)\"): pass"), ["Line 1: " + BOUND.format("format")])
+
+    def test_ordinary_annotations_pass(self):
+        code = """
+        def f(a: 'int', b: "Optional['Item']" = None, *c: 'str') -> 'dict[str, int]':
+            n: 'int' = 1
+            return {}
+        def g(x: int, y: 'not an expression !') -> None:
+            pass
+        """
+        self.assertEqual(violations(code), [])
+
+    def test_the_singledispatch_attack_is_refused_before_it_runs(self):
+        code = """
+        import functools
+        @functools.singledispatch
+        def f(x):
+            return 0
+        def g(x: '[c.__name__ for c in ().__class__.__base__.__subclasses__()]'):
+            return 1
+        f.register(g)
+        """
+        found = violations(code, Config(stdlib_allow=("functools",)))
+        self.assertEqual(found, ["Line 6: " + ATTR.format(a) for a in ("__subclasses__", "__base__", "__class__")])
+
+
 class FormatTemplatesTest(unittest.TestCase):
     def test_templates_reaching_blocked_names(self):
         cases = {
             "'{0.__class__}'": ["__class__"],
-            "'{.__builtins__[__import__]}'": ["__builtins__", "__import__"],  # A.8.3
+            "'{.__builtins__[__import__]}'": ["__builtins__", "__import__"],  # conformance.md §8.3
             "'{x:{y.__class__}}'": ["__class__"],
             "'{a.__globals__}{b:{c.__dict__}}{d.__mro__}'": ["__globals__", "__dict__", "__mro__"],
             "'{0[\"__spec__\"]}'": ["__spec__"],
@@ -250,7 +350,7 @@ class FormatTemplatesTest(unittest.TestCase):
     def test_the_a83_format_escape_mentions_builtins(self):
         self.assertIn("__builtins__", static_error(self, '"{.__builtins__[__import__]}".format(print)'))
 
-    def test_no_false_positives(self):  # A.8.4
+    def test_no_false_positives(self):  # conformance.md §8.4
         cases = [
             "n = 3\nreturn f'Found {n} objects'",
             "return 'user_' + 'objects'",
@@ -294,7 +394,7 @@ class ReportingTest(unittest.TestCase):
         self.assertEqual(static_error(self, "import os\nimport sys"),
                          "Line 1: " + STDLIB.format("os", "none") + "\nLine 2: " + STDLIB.format("sys", "none"))
 
-    def test_both_wildcards_skip_the_analysis(self):  # A.8.5
+    def test_both_wildcards_skip_the_analysis(self):  # conformance.md §8.5
         code = "import os\nx = _items.__subclasses__\nfrom . import y\n__builtins__"
         self.assertEqual(violations(code, ALL), [])
         self.assertNotEqual(violations(code, Config(stdlib_allow=("*",), external_allow=("x",))), [])

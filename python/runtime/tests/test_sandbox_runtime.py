@@ -1,4 +1,4 @@
-"""The task process's run-time guards, end to end (reference §12.4, §12.6, A.4.5, A.8.3).
+"""The task process's run-time guards, end to end (docs/sandbox.md §4, §6; docs/conformance.md §4.5, §8.3).
 
 prepare_process changes the whole interpreter (sys.modules, importlib), so every test here
 runs it and its tasks in a forked child and reads the run_task replies back over a pipe.
@@ -81,16 +81,12 @@ class Assertions(unittest.TestCase):
 
 
 class ImportGuardTest(Assertions):
-    def test_importlib_entry_points_are_guarded(self):  # A.8.3
+    def test_importlib_entry_points_are_guarded(self):  # conformance.md §8.3
         cfg = Config(stdlib_allow=("importlib", "operator"))
         self.import_violation(run_one(cfg, "import importlib\nreturn importlib.import_module('os')"),
                               STDLIB.format("os", "importlib, operator"))
-        code = """
-        import importlib, operator
-        dunder_import = operator.attrgetter('_' * 2 + 'import' + '_' * 2)(importlib)
-        return dunder_import('os')
-        """
-        self.import_violation(run_one(cfg, code), STDLIB.format("os", "importlib, operator"))
+        # importlib.__import__ is guarded too (RelativeImportTest calls it from a package);
+        # user code does not reach it: a module view gives no private name.
 
     def test_importlib_still_imports_allowed_modules(self):
         cfg = Config(stdlib_allow=("importlib", "json"))
@@ -101,7 +97,7 @@ class ImportGuardTest(Assertions):
         self.import_violation(run_one(Config(), "f = __import__\nreturn f('os')"), STDLIB.format("os", "none"))
         code = """
         b = globals()[''.join(['__bui', 'ltins__'])]
-        return getattr(b, ''.join(['__imp', 'ort__']))('subprocess')
+        return b[''.join(['__imp', 'ort__'])]('subprocess')
         """
         self.import_violation(run_one(Config(builtins_deny=()), code), STDLIB.format("subprocess", "none"))
 
@@ -183,8 +179,10 @@ class ImportGuardTest(Assertions):
                 reply = run_one(every, f"import {module}")
                 self.assertEqual(self.user_error(reply)["message"], IMPORT_VIOLATION)
 
-    def test_guarded_callables_refuse_introspection(self):  # A.8.3
-        cfg = Config(stdlib_allow=("importlib", "operator"))
+    def test_guarded_callables_refuse_introspection(self):  # conformance.md §8.3
+        # Both allowlists "*": the modules themselves (a view gives no private name) and the
+        # real operator.attrgetter, so that the callables' own refusal is what is tested.
+        cfg = Config(stdlib_allow=("*",), external_allow=("*",))
         targets = {
             "__import__": "__import__",
             "importlib.import_module": "importlib.import_module",
@@ -268,7 +266,7 @@ class TransitiveImportTest(Assertions):
 
 
 class ProcessStateTest(Assertions):
-    def test_lazy_stdlib_imports_after_pruning(self):  # A.4.5
+    def test_lazy_stdlib_imports_after_pruning(self):  # conformance.md §4.5
         code = """
         from datetime import datetime
         import time, warnings
@@ -369,7 +367,7 @@ class FormatGuardTest(Assertions):
         """
         self.assertTrue(self.result(run_one(self.CFG, code)))
 
-    def test_safe_templates_and_other_receivers_pass(self):  # A.8.4
+    def test_safe_templates_and_other_receivers_pass(self):  # conformance.md §8.4
         code = """
         import string, collections
         class Doc:

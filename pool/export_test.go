@@ -1,0 +1,61 @@
+package pool
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestZygote is a zygote on its own, for tests of its control protocol.
+type TestZygote struct{ z *zygote }
+
+// StartTestZygote starts a zygote for spec, closed when t ends.
+func StartTestZygote(t testing.TB, spec ProcessSpec) TestZygote {
+	t.Helper()
+	z, err := startZygote(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = z.close() })
+	return TestZygote{z}
+}
+
+// Spawn forks a task process, waits until it is ready (its own process
+// group, fenced in) as the pool does, and returns its pid and the spawn's
+// id.
+func (tz TestZygote) Spawn(t testing.TB) (pid, id int) {
+	t.Helper()
+	p, err := tz.z.spawn(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.conn.Close() })
+	if err := awaitReady(p, readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	tz.z.mu.Lock()
+	defer tz.z.mu.Unlock()
+	return p.pid, p.spawnID
+}
+
+// Signal sends the zygote a kill request for pid as forked for spawn id.
+func (tz TestZygote) Signal(id, pid int, sig syscall.Signal) error { return tz.z.signal(id, pid, sig) }
+
+// ExitSignal waits (at most wait) for the exit report of pid and returns
+// the signal that ended it (0 for an exit).
+func (tz TestZygote) ExitSignal(t testing.TB, pid int, wait time.Duration) syscall.Signal {
+	t.Helper()
+	tz.z.mu.Lock()
+	exit := tz.z.exits[pid]
+	tz.z.mu.Unlock()
+	if exit == nil {
+		t.Fatalf("no task process %d", pid)
+	}
+	select {
+	case <-exit.done:
+	case <-time.After(wait):
+		t.Fatalf("task process %d still running after %s", pid, wait)
+	}
+	return exit.status.signal
+}
