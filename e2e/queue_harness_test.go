@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
 // queueCluster is the running queue-mode setup.
@@ -93,9 +94,21 @@ func useQueueCluster(t *testing.T, workers int) *queueCluster {
 		}
 		t.Logf("queue cluster stopped in %s", time.Since(begin).Round(time.Millisecond))
 	})
+	// As the pod runs pyrunner as uid 1000, a root test runs each pyrunner
+	// as a user of its own, claimed for this test so that no run beside it
+	// uses the same (their processes would count against each other's
+	// RLIMIT_NPROC, and a kill by uid would reach both).
+	firstUID := -1
+	if os.Geteuid() == 0 {
+		firstUID = pooltest.UIDBlock(t, workers)
+	}
 	for i := range workers {
 		w := &queueWorker{name: fmt.Sprintf("worker-%d", i+1)}
-		if err := c.makeRunnerHome(w, i); err != nil {
+		if firstUID >= 0 {
+			uid := uint32(firstUID + i)
+			w.cred = &syscall.Credential{Uid: uid, Gid: uid}
+		}
+		if err := c.makeRunnerHome(w); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []*int{&w.brokerPort, &w.serverPort, &w.healthPort} {
@@ -223,7 +236,7 @@ func (c *queueCluster) waitWorker(ctx context.Context, w *queueWorker) error {
 	if err := w.n8n.waitReady(ctx, 4*time.Minute, w.n8n.url+"/healthz/readiness"); err != nil {
 		return err
 	}
-	return w.waitRunnerReady(ctx, time.Minute)
+	return w.waitRunnerReady(ctx)
 }
 
 // stopWorker stops w's n8n as Kubernetes stops a container: SIGTERM, and
@@ -268,23 +281,14 @@ func (c *queueCluster) startRunner(w *queueWorker, bin string) error {
 	return err
 }
 
-// runnerUIDBase is the first of the uids the pyrunners run as when the
-// test runs as root: one a worker, well below the 1900000000 where root
-// pyrunners' task uids begin, and apart for each test process.
-var runnerUIDBase = 1_700_000_000 + os.Getpid()%100_000*16
-
 // makeRunnerHome makes w's pyrunner's home, with the pod's volumes in it:
-// tmp for /tmp and .cache for /home/runner/.cache. As the pod runs it as
-// uid 1000, a root test runs each pyrunner as a user of its own (number
-// i), so that pyrunner is not root, its tasks share its uid and Landlock
-// and seccomp are what fence them, as in the pod. Its own /tmp also keeps
-// the tasks' directories from other pyrunners on this machine.
-func (c *queueCluster) makeRunnerHome(w *queueWorker, i int) error {
+// tmp for /tmp and .cache for /home/runner/.cache, owned by w.cred where
+// the test is root. Not being root, pyrunner runs its tasks as its own
+// uid, and Landlock and seccomp are what fence them, as in the pod. Its
+// own /tmp also keeps the tasks' directories from other pyrunners on this
+// machine.
+func (c *queueCluster) makeRunnerHome(w *queueWorker) error {
 	w.home = filepath.Join(c.dir, w.name)
-	if os.Geteuid() == 0 {
-		uid := uint32(runnerUIDBase + i)
-		w.cred = &syscall.Credential{Uid: uid, Gid: uid}
-	}
 	for _, d := range []string{w.home, filepath.Join(w.home, "tmp"), filepath.Join(w.home, ".cache")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return err
@@ -320,9 +324,9 @@ func (w *queueWorker) healthURL() string {
 	return fmt.Sprintf("http://127.0.0.1:%d", w.healthPort)
 }
 
-// waitRunnerReady waits up to d until w's pyrunner answers /readyz 200.
-func (w *queueWorker) waitRunnerReady(ctx context.Context, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
+// waitRunnerReady waits until w's pyrunner answers /readyz 200.
+func (w *queueWorker) waitRunnerReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
 	last := "no answer"
@@ -342,7 +346,7 @@ func (w *queueWorker) waitRunnerReady(ctx context.Context, d time.Duration) erro
 		case <-w.runner.exited:
 			return fmt.Errorf("%s's pyrunner exited: %v\n%s", w.name, w.runner.err, excerpt.Of(w.runner.out.String()))
 		case <-ctx.Done():
-			return fmt.Errorf("%s's pyrunner not ready within %s; last /readyz: %s\npyrunner output:\n%s", w.name, d, last, excerpt.Of(w.runner.out.String()))
+			return fmt.Errorf("%s's pyrunner not ready within %s; last /readyz: %s\npyrunner output:\n%s", w.name, patience, last, excerpt.Of(w.runner.out.String()))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -47,7 +47,7 @@ func startRedis(ctx context.Context, args []string, port int, dir string) (*redi
 		return nil, err
 	}
 	r := &redisServer{daemon: d, args: args, port: port}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	for {
 		err := r.ping()
@@ -77,12 +77,12 @@ func (r *redisServer) ping() error {
 // command sends one command in Redis's protocol and returns a simple
 // string or integer reply.
 func (r *redisServer) command(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.port), time.Second)
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", r.port), patience)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = conn.SetDeadline(time.Now().Add(patience))
 	req := fmt.Sprintf("*%d\r\n", len(args))
 	for _, a := range args {
 		req += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
@@ -159,7 +159,7 @@ func startPostgres(ctx context.Context, dir, database, pgUser, password string) 
 	fail := func(err error) (*postgresServer, error) {
 		return nil, errors.Join(fmt.Errorf("%w\npostgres output:\n%s", err, excerpt.Of(pg.out.String())), pg.stop())
 	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	for {
 		ready := exec.CommandContext(ctx, filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port))
@@ -168,7 +168,7 @@ func startPostgres(ctx context.Context, dir, database, pgUser, password string) 
 		}
 		select {
 		case <-ctx.Done():
-			return fail(errors.New("postgres not ready within 60 s"))
+			return fail(fmt.Errorf("postgres not ready within %s", patience))
 		case <-pg.exited:
 			return fail(fmt.Errorf("postgres exited: %v", pg.cmd.ProcessState))
 		case <-time.After(100 * time.Millisecond):

@@ -243,7 +243,7 @@ func executions(t *testing.T, w *n8nWorkflow, d time.Duration) []queueExecution 
 // Code node's time.
 func (e *queueExecution) detail(t *testing.T, api *n8nClient) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	var stored struct{ Data string }
 	if err := api.call(ctx, "GET", "/rest/executions/"+e.ID, nil, &stored); err != nil {
@@ -381,7 +381,7 @@ func checkExecutions(t *testing.T, w *n8nWorkflow, b *burst) []string {
 // `name{labels}`.
 func runnerMetrics(t *testing.T, w *queueWorker) map[string]float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", w.healthURL()+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -78,11 +78,11 @@ func testQueueRunnerKilled(t *testing.T, c *queueCluster) {
 	if err := c.startRunner(victim, binary); err != nil {
 		t.Fatal(err)
 	}
-	if err := victim.waitRunnerReady(t.Context(), time.Minute); err != nil {
+	if err := victim.waitRunnerReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("pyrunner killed with %d processes below it; the new one ready after %s", len(left), time.Since(killed).Round(time.Millisecond))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); ; time.Sleep(50 * time.Millisecond) {
 		alive := slices.DeleteFunc(slices.Clone(left), func(p int) bool {
 			state := procStatus(p, "State")
 			return state == "" || strings.HasPrefix(state, "Z")
@@ -91,7 +91,7 @@ func testQueueRunnerKilled(t *testing.T, c *queueCluster) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("processes %v of the killed pyrunner still alive 10 s later", alive)
+			t.Errorf("processes %v of the killed pyrunner still alive %s later", alive, patience)
 			break
 		}
 	}
@@ -186,7 +186,7 @@ func testQueueThroughput(t *testing.T, c *queueCluster) {
 		if err := c.startRunner(wk, plainBinary); err != nil {
 			t.Fatal(err)
 		}
-		if err := wk.waitRunnerReady(t.Context(), time.Minute); err != nil {
+		if err := wk.waitRunnerReady(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -240,7 +240,7 @@ func (m *throughput) measure(t *testing.T, c *queueCluster, workers int) string 
 		m.taskSum += after[metricTaskSum] - before[i][metricTaskSum]
 		m.taskCount += after[metricTaskCount] - before[i][metricTaskCount]
 	}
-	for _, e := range executions(t, w, time.Minute) {
+	for _, e := range executions(t, w, patience) {
 		e.detail(t, c.api)
 		if e.codeTime > 0 && !e.StoppedAt.IsZero() {
 			m.span = append(m.span, e.StoppedAt.Sub(e.StartedAt))
@@ -266,7 +266,7 @@ func (m *throughput) measure(t *testing.T, c *queueCluster, workers int) string 
 // name), and returns how many.
 func (c *queueCluster) waitQueued(t *testing.T) (waiting, active int) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); ; time.Sleep(20 * time.Millisecond) {
 		w, err1 := c.redis.command("LLEN", "bull:jobs:wait")
 		a, err2 := c.redis.command("LLEN", "bull:jobs:active")
 		if err := errors.Join(err1, err2); err != nil {
@@ -278,7 +278,7 @@ func (c *queueCluster) waitQueued(t *testing.T) (waiting, active int) {
 			return waiting, active
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no moment in a minute with jobs both waiting and running (last: %d, %d)", waiting, active)
+			t.Fatalf("no moment in %s with jobs both waiting and running (last: %d, %d)", patience, waiting, active)
 		}
 	}
 }
@@ -286,9 +286,9 @@ func (c *queueCluster) waitQueued(t *testing.T) (waiting, active int) {
 // waitRunning waits until w's pyrunner is running a task.
 func (c *queueCluster) waitRunning(t *testing.T, w *queueWorker) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); runnerMetrics(t, w)[metricRunning] < 1; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); runnerMetrics(t, w)[metricRunning] < 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s's pyrunner ran no task for 30 s", w.name)
+			t.Fatalf("%s's pyrunner ran no task for %s", w.name, patience)
 		}
 	}
 }
