@@ -404,27 +404,6 @@ func (c *queueCluster) stop() error {
 	return errors.Join(errs...)
 }
 
-// cpuTimes is the CPU time used so far by each kind of process: main,
-// the n8n workers, the pyrunners themselves, their Python processes
-// (zygotes and tasks), Postgres and Redis.
-func (c *queueCluster) cpuTimes() map[string]time.Duration {
-	out := map[string]time.Duration{
-		"main":     cpuTime(c.main.cmd.Process.Pid),
-		"postgres": cpuTime(c.pg.cmd.Process.Pid),
-		"redis":    cpuTime(c.redis.cmd.Process.Pid),
-	}
-	for _, w := range c.workers {
-		if w.n8n != nil {
-			out["workers"] += cpuTime(w.n8n.cmd.Process.Pid)
-		}
-		pid := w.runner.cmd.Process.Pid
-		own, _ := procCPU(pid)
-		out["pyrunner"] += own
-		out["python"] += cpuTime(pid) - own
-	}
-	return out
-}
-
 // logOutputs logs the end of what every process printed.
 func (c *queueCluster) logOutputs(t *testing.T) {
 	t.Helper()

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,16 +12,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
 // queueCode is the Code node of the queue-mode workflows: after sleeping
@@ -74,37 +73,27 @@ type burst struct {
 	calls    []queueCall
 	answered atomic.Int64
 	done     chan struct{}
-	took     time.Duration
+	result   loadgen.Result // once done: the rate and the round trips
 }
 
-// startBurst fires n calls at w, concurrency at a time. A call gives up
-// after callLimit: n8n has not answered it.
+// startBurst fires n calls at w, concurrency at a time, as the closed
+// loop of the benchmarks does. A call gives up after callLimit: n8n has
+// not answered it.
 func startBurst(ctx context.Context, w *n8nWorkflow, n, concurrency int, callLimit time.Duration) *burst {
 	b := &burst{name: randomHex(4), calls: make([]queueCall, n), done: make(chan struct{})}
-	next := atomic.Int64{}
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for range concurrency {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				input := queueInput(b.name, i)
-				callCtx, cancel := context.WithTimeout(ctx, callLimit)
-				start := time.Now()
-				status, body, err := w.send(callCtx, input)
-				cancel()
-				b.calls[i] = queueCall{id: input[0]["id"].(string), status: status, body: body, err: err, took: time.Since(start)}
-				b.answered.Add(1)
-			}
-		})
-	}
 	go func() {
-		wg.Wait()
-		b.took = time.Since(begin)
-		close(b.done)
+		defer close(b.done)
+		b.result = loadgen.ClosedLoop(n, concurrency, func(i int) (time.Duration, bool) {
+			input := queueInput(b.name, i)
+			callCtx, cancel := context.WithTimeout(ctx, callLimit)
+			defer cancel()
+			start := time.Now()
+			status, body, err := w.send(callCtx, input)
+			c := queueCall{id: input[0]["id"].(string), status: status, body: body, err: err, took: time.Since(start)}
+			b.calls[i] = c
+			b.answered.Add(1)
+			return c.took, err == nil && status == http.StatusOK
+		})
 	}()
 	return b
 }
@@ -175,7 +164,8 @@ func (b *burst) check(t *testing.T, unansweredOK bool) (notOK []queueCall) {
 	return notOK
 }
 
-// summary is "N calls in D (R/s): S answered 200, F failed, U unanswered".
+// summary is "N calls, R/s, round trip p50 D: S answered 200, F failed,
+// U unanswered".
 func (b *burst) summary() string {
 	ok, failed, unanswered := 0, 0, 0
 	for _, c := range b.calls {
@@ -188,8 +178,8 @@ func (b *burst) summary() string {
 			failed++
 		}
 	}
-	return fmt.Sprintf("%d calls in %s (%.1f/s): %d answered 200, %d failed, %d unanswered",
-		len(b.calls), b.took.Round(time.Millisecond), float64(len(b.calls))/b.took.Seconds(), ok, failed, unanswered)
+	return fmt.Sprintf("%d calls, %.1f/s, round trip p50 %.0f ms: %d answered 200, %d failed, %d unanswered",
+		len(b.calls), b.result.PerSecond, b.result.P50ms, ok, failed, unanswered)
 }
 
 // queueExecution is what n8n stored for one execution.
@@ -414,32 +404,3 @@ const (
 	metricTaskSum   = `pyrunner_tasks_duration_seconds_sum{outcome="success"}`
 	metricTaskCount = `pyrunner_tasks_duration_seconds_count{outcome="success"}`
 )
-
-// cpuTime is the CPU time pid and its processes have used: its own, its
-// children's that it has reaped, and its live descendants'.
-func cpuTime(pid int) time.Duration {
-	var sum time.Duration
-	for _, p := range append([]int{pid}, descendants(pid)...) {
-		own, reaped := procCPU(p)
-		sum += own + reaped
-	}
-	return sum
-}
-
-// procCPU is the CPU time pid has used itself and that of the children it
-// has reaped: /proc/<pid>/stat's utime + stime and cutime + cstime.
-func procCPU(pid int) (own, reaped time.Duration) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0
-	}
-	// The fields after the command name, which ends at the last ')': utime,
-	// stime, cutime and cstime are the 12th to 15th of them.
-	var ticks [4]int64
-	for i, s := range strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))[11:15] {
-		ticks[i], _ = strconv.ParseInt(s, 10, 64)
-	}
-	// In USER_HZ, 100 on Linux.
-	const tick = 10 * time.Millisecond
-	return time.Duration(ticks[0]+ticks[1]) * tick, time.Duration(ticks[2]+ticks[3]) * tick
-}

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,93 +172,6 @@ func testQueueRedisRestart(t *testing.T, c *queueCluster) {
 // longest a task waits for a runner.
 const redisCallLimit = 90 * time.Second
 
-// testQueueThroughput measures executions per second through the plain
-// (not race-checked) pyrunner build with two workers and with one, where
-// the CPU goes, and how much of an execution is the Python task. It logs
-// numbers; speed decides nothing.
-func testQueueThroughput(t *testing.T, c *queueCluster) {
-	for _, wk := range c.workers {
-		if err := wk.stopRunner(); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.startRunner(wk, plainBinary); err != nil {
-			t.Fatal(err)
-		}
-		if err := wk.waitRunnerReady(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var all throughput
-	t.Log(all.measure(t, c, 2))
-	if err := c.stopWorker(c.workers[1]); err != nil {
-		t.Error(err)
-	}
-	t.Log(all.measure(t, c, 1))
-	if err := c.startWorker(c.workers[1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.waitWorker(t.Context(), c.workers[1]); err != nil {
-		t.Fatal(err)
-	}
-	if len(all.span) == 0 || all.taskCount == 0 {
-		t.Fatal("no timings")
-	}
-	task := time.Duration(all.taskSum / all.taskCount * float64(time.Second))
-	t.Logf("per execution (%d): n8n's execution span median %s; the Code node median %s (%.0f%%); pyrunner's task (settings to result) mean %s",
-		len(all.span), median(all.span).Round(time.Millisecond), median(all.code).Round(time.Millisecond),
-		100*median(all.code).Seconds()/median(all.span).Seconds(), task.Round(100*time.Microsecond))
-}
-
-// throughput gathers the timings of testQueueThroughput's measurements.
-type throughput struct {
-	span, code         []time.Duration // each execution's, as n8n stored them
-	taskSum, taskCount float64         // pyrunner's task duration histogram
-}
-
-// measure runs 100 executions, 20 at a time, on the first workers of c
-// (after 20 to warm up) and says how fast they went and what each cost
-// in CPU.
-func (m *throughput) measure(t *testing.T, c *queueCluster, workers int) string {
-	t.Helper()
-	warm := c.api.deployPythonNode(t, queueCode(0), "runOnceForAllItems", nil)
-	onlyRefused(t, startBurst(t.Context(), warm, 20, 20, callLimit).wait().check(t, false))
-	w := c.api.deployPythonNode(t, queueCode(0), "runOnceForAllItems", nil)
-	before := make([]map[string]float64, workers)
-	for i, wk := range c.workers[:workers] {
-		before[i] = runnerMetrics(t, wk)
-	}
-	cpuBefore := c.cpuTimes()
-	b := startBurst(t.Context(), w, 100, 20, callLimit).wait()
-	cpuAfter := c.cpuTimes()
-	load, _ := os.ReadFile("/proc/loadavg")
-	onlyRefused(t, b.check(t, false))
-	logSeen(t, checkExecutions(t, w, b))
-	for i, wk := range c.workers[:workers] {
-		after := runnerMetrics(t, wk)
-		m.taskSum += after[metricTaskSum] - before[i][metricTaskSum]
-		m.taskCount += after[metricTaskCount] - before[i][metricTaskCount]
-	}
-	for _, e := range executions(t, w, patience) {
-		e.detail(t, c.api)
-		if e.codeTime > 0 && !e.StoppedAt.IsZero() {
-			m.span = append(m.span, e.StoppedAt.Sub(e.StartedAt))
-			m.code = append(m.code, e.codeTime)
-		}
-	}
-	var took []time.Duration
-	for _, call := range b.calls {
-		took = append(took, call.took)
-	}
-	var cpu []string
-	for _, k := range []string{"main", "workers", "pyrunner", "python", "postgres", "redis"} {
-		perExecution := (cpuAfter[k] - cpuBefore[k]) / time.Duration(len(b.calls))
-		cpu = append(cpu, fmt.Sprintf("%s %.1f", k, float64(perExecution.Microseconds())/1000))
-	}
-	return fmt.Sprintf("%d worker(s): %.1f executions/s (100 calls, 20 at a time, in %s), webhook round trip median %s; CPU ms per execution: %s; load average after: %s",
-		workers, float64(len(b.calls))/b.took.Seconds(), b.took.Round(time.Millisecond), median(took).Round(time.Millisecond),
-		strings.Join(cpu, ", "), strings.Join(strings.Fields(string(load))[:3], " "))
-}
-
 // waitQueued waits until Redis holds both jobs waiting for a worker and
 // jobs the workers run (Bull's lists under n8n's default prefix and queue
 // name), and returns how many.
@@ -342,10 +253,4 @@ func logSeen(t *testing.T, seen []string) {
 	for _, s := range seen {
 		t.Log("not 200: " + s)
 	}
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
