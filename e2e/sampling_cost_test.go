@@ -13,19 +13,10 @@ import (
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
-// cpuTime is the CPU time a process has used (utime + stime of
-// /proc/<pid>/stat, in clock ticks of 10 ms).
-func cpuTime(t *testing.T, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+// ownCPU is the CPU time a process has used itself (procCPU).
+func ownCPU(pid int) time.Duration {
+	own, _ := procCPU(pid)
+	return own
 }
 
 // TestSamplingCost measures what resource sampling costs pyrunner: its own
@@ -56,17 +47,17 @@ func TestSamplingCost(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := p.cmd.Process.Pid
-		start := cpuTime(t, pid)
+		start := ownCPU(pid)
 		time.Sleep(idle)
-		idleCPU := cpuTime(t, pid) - start
-		before := cpuTime(t, pid)
+		idleCPU := ownCPU(pid) - start
+		before := ownCPU(pid)
 		res := loadgen.ClosedLoop(tasks, 4, func(int) (time.Duration, bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), patience)
 			defer cancel()
 			out, err := b.RunTask(ctx, settings)
 			return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 		})
-		loadCPU := cpuTime(t, pid) - before
+		loadCPU := ownCPU(pid) - before
 		stopBenchRunner(p)
 		b.Close()
 		if res.Failed > 0 {
