@@ -164,10 +164,20 @@ func TestMemoryGrowthReplacesTheWorker(t *testing.T) {
 		!regexp.MustCompile(`Replacing Python worker \d+`).MatchString(p.out.String()) {
 		t.Fatalf("no alert or replacement in the log")
 	}
-	t.Logf("/alerts during the leak: %s", alertsDuring)
-	t.Logf("/readyz during the leak: %s", readyDuring)
-	if !strings.Contains(alertsDuring, "grew by") || !strings.Contains(readyDuring, `"ready":true`) {
-		t.Errorf("/alerts %s, /readyz %s: want the leak listed, and still ready (a leak does not stop offers)", alertsDuring, readyDuring)
+	// The alert lasts from the sample that raises it (and replaces the
+	// idle worker) to the next one: a poll may miss it on a loaded
+	// machine. What it said is in the log either way.
+	if m := regexp.MustCompile(`Alert memory_leak raised: worker \d+ grew by \d+ MB`).FindString(p.out.String()); m == "" {
+		t.Errorf("the log does not say how much the worker grew")
+	}
+	if alertsDuring == "" {
+		t.Log("no /alerts poll fell within the alert's life (one sample interval)")
+	} else {
+		t.Logf("/alerts during the leak: %s", alertsDuring)
+		t.Logf("/readyz during the leak: %s", readyDuring)
+		if !strings.Contains(alertsDuring, "grew by") || !strings.Contains(readyDuring, `"ready":true`) {
+			t.Errorf("/alerts %s, /readyz %s: want the leak listed, and still ready (a leak does not stop offers)", alertsDuring, readyDuring)
+		}
 	}
 	var lastAlerts string
 	defer func() {
