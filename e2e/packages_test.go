@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,8 +117,11 @@ func TestDefaultEnvironmentBeforeOffers(t *testing.T) {
 	if !strings.Contains(p.out.String(), "Building the default Python environment (N8N_PYTHON_REQUIREMENTS); no task is taken until it is ready") {
 		t.Fatal("the log does not say what is built")
 	}
-	if len(reasons) == 0 || !strings.Contains(reasons[0], `"reason":"building the default Python environment (pyrunner-greeting) for `) {
-		t.Fatalf("/readyz while building: %q", reasons)
+	// Registration may reach the broker a moment before pyrunner's own
+	// state: the first answers may still say "not registered".
+	building := `"reason":"building the default Python environment (pyrunner-greeting) for `
+	if !slices.ContainsFunc(reasons, func(r string) bool { return strings.Contains(r, building) }) {
+		t.Fatalf("/readyz while building never said so; its answers: %q", slices.Compact(reasons))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
@@ -129,5 +134,39 @@ func TestDefaultEnvironmentBeforeOffers(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestPandasThroughTheRunner: Debian's pandas, declared in a PEP 723
+// block, in an isolated task, imported in the task and preloaded in the
+// environment's zygote. pandas imports much of the standard library that
+// the task may not import itself (subprocess, warnings' catch_warnings,
+// text streams): the sandbox must leave the interpreter's own modules
+// whole for it.
+func TestPandasThroughTheRunner(t *testing.T) {
+	if exec.Command(testInterpreter(), "-c", "import pandas").Run() != nil {
+		t.Skip("pandas is missing (Debian: apt-get install python3-pandas; .ci/run installs it)")
+	}
+	items := []map[string]any{
+		{"json": map[string]any{"id": 1, "city": "Oslo", "qty": 2, "price": 3.5}},
+		{"json": map[string]any{"id": 2, "city": "Oslo", "qty": 1, "price": 1.5}},
+		{"json": map[string]any{"id": 3, "city": "Rome", "qty": 4, "price": 2.0}},
+	}
+	want := `[{"json":{"city":"Oslo","orders":2,"qty":3,"revenue":5.0}},{"json":{"city":"Rome","orders":1,"qty":4,"revenue":2.0}}]`
+	for _, preload := range []string{"", "*"} {
+		t.Run("preload="+preload, func(t *testing.T) {
+			env := packagesEnv(pooltest.ReadableDir(t))
+			env["N8N_PYTHON_PACKAGES_ALLOW"] = "pandas"
+			env["N8N_PYTHON_PRELOAD"] = preload
+			env["N8N_RUNNERS_STDLIB_ALLOW"] = unset // n8n's default: the task itself imports no stdlib module
+			b := startBroker(t, fakebroker.Options{})
+			startRegistered(t, b, env)
+			for range 2 { // the second in a zygote that has served one
+				out := run(t, b, allItems(pandasCode, items))
+				if !out.Done || compact(t, out.Result) != want {
+					t.Fatalf("pandas task: %s %s", out.Result, out.Error)
+				}
+			}
+		})
 	}
 }

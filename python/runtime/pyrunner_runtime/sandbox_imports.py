@@ -214,16 +214,28 @@ def import_from(module, name: str):
 # Always kept in sys.modules (docs/sandbox.md §4.2), with their submodules.
 _ALWAYS_KEPT = frozenset({"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "importlib.machinery"})
 
+# Also kept: the modules the interpreter loads before any code of ours and that the
+# interpreter's C half holds on to. Dropped, the next library that imports one gets a
+# second copy: codecs' second CodecInfo class makes every text stream a package opens
+# fail ("'NoneType' object is not callable", pandas' import), warnings.catch_warnings
+# looks up sys.modules['warnings'] (KeyError). Kept is not allowed: the import guard
+# still decides.
+_INTERPRETER = frozenset({
+    "_abc", "_codecs", "_collections_abc", "_frozen_importlib", "_frozen_importlib_external", "_imp",
+    "_io", "_signal", "_stat", "_thread", "_warnings", "_weakref", "abc", "codecs", "encodings",
+    "genericpath", "io", "marshal", "os", "posix", "posixpath", "stat", "time", "warnings", "zipimport",
+})
+
 
 def prune_modules(policy) -> None:
     """Drops from sys.modules everything user code may not import (docs/sandbox.md §4.2).
 
-    Kept: _ALWAYS_KEPT, the stdlib allowlist (every stdlib module for "*"), the external
+    Kept: _ALWAYS_KEPT, _INTERPRETER, the stdlib allowlist (every stdlib module for "*"), the external
     allowlist (every loaded non-stdlib module for "*"), and their submodules; never
     pyrunner_runtime, whose modules keep their own references and need no entry.
     """
     stdlib = sys.stdlib_module_names
-    keep = set(_ALWAYS_KEPT)
+    keep = set(_ALWAYS_KEPT | _INTERPRETER)
     keep.update(stdlib if policy.stdlib_all else policy.stdlib)
     keep.update(policy.implied)
     if policy.external_all:

@@ -12,7 +12,7 @@ import tempfile
 import textwrap
 import unittest
 
-from pyrunner_runtime import sandbox
+from pyrunner_runtime import sandbox, sandbox_imports
 from pyrunner_runtime.config import Config
 from pyrunner_runtime.execute import run_task
 
@@ -282,8 +282,9 @@ class ProcessStateTest(Assertions):
     def test_sys_modules_is_pruned_to_the_allowlists(self):
         code = "import sys\nreturn sorted(sys.modules)"
         names = self.result(run_one(Config(stdlib_allow=("sys", "json")), code))
-        allowed = {"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "json"}
+        allowed = {"builtins", "__main__", "sys", "traceback", "linecache", "importlib", "json"} | sandbox_imports._INTERPRETER
         self.assertEqual({n for n in names if n.partition(".")[0] not in allowed}, set())
+        self.assertNotIn("collections", names)  # loaded at start, not the interpreter's: dropped
         self.assertIn("importlib.machinery", names)
         everything = self.result(run_one(Config(stdlib_allow=("*",), external_allow=("*",)), code))
         self.assertIn("os", everything)
