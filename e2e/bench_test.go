@@ -289,11 +289,11 @@ func waitNoRunners(broker *fakebroker.Broker) {
 	}
 }
 
-// pandasCode is the pandas scenario: a DataFrame from the items, grouped
-// and aggregated, returned as items.
+// pandasCode is the pandas scenario: a DataFrame from the items (nested
+// fields flattened), grouped and aggregated, returned as items.
 const pandasCode = "# /// script\n# dependencies = [\"pandas\"]\n# ///\nimport pandas as pd\n" +
-	"df = pd.DataFrame([it['json'] for it in _items])\n" +
-	"g = df.groupby('city').agg(orders=('id', 'count'), qty=('qty', 'sum'), revenue=('price', 'sum')).reset_index()\n" +
+	"df = pd.json_normalize([it['json'] for it in _items])\n" +
+	"g = df.groupby('qty').agg(orders=('id', 'count'), revenue=('price', 'sum'), city=('address.city', 'first')).reset_index()\n" +
 	"return [{'json': r} for r in g.to_dict('records')]"
 
 // BenchmarkPandas: a pandas Code node on 1,000 items, settings to result,

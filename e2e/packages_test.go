@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/loadgen"
 	"github.com/pyrunner/pyrunner/pool/pooltest"
 )
 
@@ -147,12 +148,8 @@ func TestPandasThroughTheRunner(t *testing.T) {
 	if exec.Command(testInterpreter(), "-c", "import pandas").Run() != nil {
 		t.Skip("pandas is missing (Debian: apt-get install python3-pandas; .ci/run installs it)")
 	}
-	items := []map[string]any{
-		{"json": map[string]any{"id": 1, "city": "Oslo", "qty": 2, "price": 3.5}},
-		{"json": map[string]any{"id": 2, "city": "Oslo", "qty": 1, "price": 1.5}},
-		{"json": map[string]any{"id": 3, "city": "Rome", "qty": 4, "price": 2.0}},
-	}
-	want := `[{"json":{"city":"Oslo","orders":2,"qty":3,"revenue":5.0}},{"json":{"city":"Rome","orders":1,"qty":4,"revenue":2.0}}]`
+	items := loadgen.CustomerItems(3)
+	want := `[{"json":{"qty":1,"orders":1,"revenue":9.5,"city":"Lisbon"}},{"json":{"qty":2,"orders":1,"revenue":10.5,"city":"Lisbon"}},{"json":{"qty":3,"orders":1,"revenue":11.5,"city":"Lisbon"}}]`
 	for _, preload := range []string{"", "*"} {
 		t.Run("preload="+preload, func(t *testing.T) {
 			env := packagesEnv(pooltest.ReadableDir(t))

@@ -103,7 +103,7 @@ def prepare_process(cfg) -> None:
     child.prepare's: it clears os.environ before this runs.
     """
     policy = policy_for(cfg)
-    sandbox_imports.prune_modules(policy)
+    sandbox_imports.prune_modules(policy, bool(cfg.allow_transitive_imports))
     views = sandbox_builtins.views(cfg)
     if not isinstance(importlib.import_module, HardenedCallable):
         trust = bool(cfg.allow_transitive_imports)

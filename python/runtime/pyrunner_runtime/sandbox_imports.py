@@ -227,9 +227,12 @@ _INTERPRETER = frozenset({
 })
 
 
-def prune_modules(policy) -> None:
+def prune_modules(policy, transitive: bool = False) -> None:
     """Drops from sys.modules everything user code may not import (docs/sandbox.md §4.2).
 
+    With transitive imports allowed (docs/sandbox.md §6), every loaded non-stdlib module is
+    kept too: what was preloaded imported them, and dropped, the next import of them would
+    load second copies (numpy warns that it was reloaded, and each task would pay for it).
     Kept: _ALWAYS_KEPT, _INTERPRETER, the stdlib allowlist (every stdlib module for "*"), the external
     allowlist (every loaded non-stdlib module for "*"), and their submodules; never
     pyrunner_runtime, whose modules keep their own references and need no entry.
@@ -238,7 +241,7 @@ def prune_modules(policy) -> None:
     keep = set(_ALWAYS_KEPT | _INTERPRETER)
     keep.update(stdlib if policy.stdlib_all else policy.stdlib)
     keep.update(policy.implied)
-    if policy.external_all:
+    if policy.external_all or transitive:
         keep.update(name for name in _modules if name.partition(".")[0] not in stdlib)
     else:
         keep.update(policy.external)

@@ -290,6 +290,28 @@ class ProcessStateTest(Assertions):
         self.assertIn("os", everything)
         self.assertEqual([n for n in everything if n.startswith("pyrunner_runtime")], [])
 
+    def test_transitive_imports_keep_what_was_preloaded(self):
+        # A preloaded package's dependency stays the module it imported: dropped from
+        # sys.modules, the package's next import of it would load a second copy.
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        for name, body in {"prepkg": "import depkg\n_first = depkg\n"
+                                     "def same():\n    import importlib\n"
+                                     "    return importlib.import_module('depkg') is _first\n",
+                           "depkg": "VALUE = 1\n"}.items():
+            os.mkdir(os.path.join(tmp, name))
+            with open(os.path.join(tmp, name, "__init__.py"), "w") as f:
+                f.write(body)
+        sys.path.insert(0, tmp)
+        self.addCleanup(sys.path.remove, tmp)
+        import prepkg  # noqa: F401 - preloaded, as the zygote does
+        self.addCleanup(lambda: [sys.modules.pop(n, None) for n in ("prepkg", "depkg")])
+        code = "import prepkg\nreturn prepkg.same()"
+        self.assertIs(self.result(run_one(Config(external_allow=("prepkg",), allow_transitive_imports=True), code)), True)
+        # Without transitive imports the dependency is pruned, and not importable.
+        reply = run_one(Config(external_allow=("prepkg",)), code)
+        self.assertEqual(reply["op"], "error", reply)
+
     def test_prepare_process_leaves_the_environment_to_child_prepare(self):
         code = "import os\nreturn 'PATH' in os.environ"
         self.assertTrue(self.result(run_one(Config(stdlib_allow=("os",)), code)))
