@@ -1,7 +1,9 @@
 """The zygote: imports the runtime once, then forks task processes on Go's request.
 
-It never runs user code. Its control socket (fd 3, SOCK_SEQPACKET) carries one JSON object per
-packet; a spawn request carries the new task process's channel as an SCM_RIGHTS descriptor.
+It never runs user code; it runs pyrunner's own warm-up task once (child.warm_up), so that its
+task processes inherit what that builds. Its control socket (fd 3, SOCK_SEQPACKET) carries one
+JSON object per packet; a spawn request carries the new task process's channel as an
+SCM_RIGHTS descriptor.
 See python/doc.go for the messages.
 """
 
@@ -122,7 +124,7 @@ class Zygote:
             child.fence_failed(exc)
         try:
             child.prepare(self.fences, uid, gid, ruleset)
-            child.serve(sock, self.cfg, max_tasks)
+            child.serve(sock, self.cfg, max_tasks, warmed=True)
         finally:
             os._exit(child.EXIT_FENCE_FAILED)
 
@@ -275,6 +277,7 @@ def main() -> None:
     # The sandbox's once-per-process work (pruning sys.modules, guarding importlib, building the
     # builtins), done here once so that every fork inherits it; the zygote imports nothing more.
     sandbox.prepare_process(cfg)
+    child.warm_up(cfg)
     try:
         zygote.loop()
     except GoHungUp:
