@@ -216,7 +216,7 @@ class Zygote:
 
     def loop(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGCHLD, _wake)
         handlers = {"spawn": self.spawn, "kill": lambda msg, fds: self.kill(msg)}
         while True:
             try:
@@ -235,6 +235,12 @@ class Zygote:
                         os.close(fd)
                     continue
                 handler(msg, fds)
+
+
+def _wake(_signum, _frame) -> None:
+    """SIGCHLD's handler; set_wakeup_fd does the waking. A module-level function rather than a
+    lambda: a task process resetting SIGCHLD then drops a reference instead of freeing a
+    function object, which wrote to dozens of pages shared with the zygote."""
 
 
 def _reaped():
