@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/faults"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
@@ -232,14 +233,27 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 }
 
 // benchThroughput runs n trivial tasks, c at a time, through the broker and
-// prints their settings-to-result percentiles and the throughput as JSON;
-// then it stops pyrunner.
+// prints their settings-to-result percentiles, the throughput and the minor
+// page faults per task of pyrunner's Python processes as JSON; then it
+// stops pyrunner.
 func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
+	before, errBefore := faults.TreeMinor(child.Process.Pid)
 	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
 		out, err := b.RunTask(ctx, settings)
 		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
-	_ = json.NewEncoder(os.Stdout).Encode(res)
+	after, errAfter := faults.TreeMinor(child.Process.Pid)
+	out := struct {
+		loadgen.Result
+		// Zygotes and task processes (or spawned interpreters) together;
+		// absent where /proc could not be read.
+		FaultsPerTask *float64 `json:"minor_faults_per_task,omitempty"`
+	}{Result: res}
+	if errBefore == nil && errAfter == nil && res.Tasks > 0 {
+		perTask := float64(after-before) / float64(res.Tasks)
+		out.FaultsPerTask = &perTask
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
 	_ = child.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
