@@ -112,15 +112,20 @@ func BenchmarkTasks(b *testing.B) {
 // result latencies, the throughput and the minor faults per task of the
 // Python processes under the runner process (pid runner).
 func measureTasks(b *testing.B, broker *fakebroker.Broker, runner int, settings json.RawMessage, c, n int) benchResult {
+	return measureMix(b, broker, runner, func(int) json.RawMessage { return settings }, c, n)
+}
+
+// measureMix is measureTasks with task i's settings settingsOf(i).
+func measureMix(b *testing.B, broker *fakebroker.Broker, runner int, settingsOf func(i int) json.RawMessage, c, n int) benchResult {
 	var firstErr atomic.Value
 	before, err := faults.TreeMinor(runner)
 	if err != nil {
 		b.Fatalf("counting faults: %v", err)
 	}
-	res := loadgen.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
+	res := loadgen.ClosedLoop(max(n, c), c, func(i int) (time.Duration, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		out, err := broker.RunTask(ctx, settings)
+		out, err := broker.RunTask(ctx, settingsOf(i))
 		if err != nil || !out.Done {
 			firstErr.CompareAndSwap(nil, fmt.Sprintf("task failed: %v %s", err, out.Error))
 			return 0, false

@@ -65,6 +65,7 @@ func demoCommand(args []string) int {
 	concurrency := fs.Int("concurrency", 1, "with -bench, tasks in flight at once")
 	tasks := fs.Int("tasks", 2000, "with -bench, how many tasks")
 	items := fs.Int("items", 0, "with -bench, transform this many items per task instead of the trivial task")
+	workflows := fs.Int("workflows", 1, "with -bench, task i belongs to workflow i mod this (for N8N_PYTHON_ISOLATION=workflow)")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -100,7 +101,7 @@ func demoCommand(args []string) int {
 	fmt.Printf("pyrunner (pid %d) started and registered with the broker in %s\n\n", child.Process.Pid, time.Since(started).Round(time.Millisecond))
 
 	if *bench {
-		return benchThroughput(ctx, b, benchSettings(*items), *tasks, max(1, *concurrency), child, exited)
+		return benchThroughput(ctx, b, benchSettings(*items, *workflows), *tasks, max(1, *concurrency), child, exited)
 	}
 
 	status := 0
@@ -207,7 +208,7 @@ func runDemoTask(ctx context.Context, b *fakebroker.Broker, task demoTask) bool 
 // second, as a workflow's traffic arrives, then back to back, which shows
 // how fast fresh processes are replaced.
 func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
-	settings := benchSettings(0)
+	settings := benchSettings(0, 1)[0]
 	run := func(int) (time.Duration, bool) {
 		out, err := b.RunTask(ctx, settings)
 		if err != nil || !out.Done {
@@ -236,10 +237,10 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 // prints their settings-to-result percentiles, the throughput and the minor
 // page faults per task of pyrunner's Python processes as JSON; then it
 // stops pyrunner.
-func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
+func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings []json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
 	before, errBefore := faults.TreeMinor(child.Process.Pid)
-	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
-		out, err := b.RunTask(ctx, settings)
+	res := loadgen.ClosedLoop(n, c, func(i int) (time.Duration, bool) {
+		out, err := b.RunTask(ctx, settings[i%len(settings)])
 		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
 	after, errAfter := faults.TreeMinor(child.Process.Pid)
@@ -267,14 +268,19 @@ func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.Ra
 }
 
 // benchSettings is the trivial task, or with n > 0 a transform of n items
-// (the benchmarks' itemsN workload).
-func benchSettings(n int) json.RawMessage {
+// (the benchmarks' itemsN workload), once for each of workflows workflows.
+func benchSettings(n, workflows int) []json.RawMessage {
 	code := loadgen.TrivialCode
 	if n > 0 {
 		code = loadgen.TransformCode
 	}
-	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": loadgen.CustomerItems(n), "continueOnFail": false})
-	return b
+	items := loadgen.CustomerItems(n)
+	out := make([]json.RawMessage, max(workflows, 1))
+	for i := range out {
+		out[i], _ = json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": items,
+			"continueOnFail": false, "workflowId": fmt.Sprintf("bench-%d", i)})
+	}
+	return out
 }
 
 // prefixWriter marks pyrunner's own log lines in verbose mode.
