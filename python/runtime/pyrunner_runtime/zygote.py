@@ -15,6 +15,7 @@ import platform
 import select
 import shutil
 import signal
+import _signal
 import socket
 import sys
 import time
@@ -115,7 +116,9 @@ class Zygote:
     def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
         try:
             signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            # _signal's, not signal.signal: that wraps the old handler (_wake) in the Handlers
+            # enum, which fails with a formatted ValueError: about 40 page faults per task.
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             gid = uid if self.own_uids else self.cfg.task_gid
             # While fd 3 is still the control socket, so that the ruleset lands above it.
             ruleset = child.begin_fencing(self.fences, uid, gid)
