@@ -84,7 +84,8 @@ func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 // ready ones for the waiters plus what the arrival rate will take while
 // one is being started, at least MinWorkers. Reuse: enough workers for the
 // waiters, at least MinWorkers. Workflow: the same, counting fresh workers
-// only, and one fresh ready. Never more than MaxWorkers in all.
+// only, and fresh spares as isolated mode counts (sparesLocked). Never more
+// than MaxWorkers in all.
 func (s *scheduler) needLocked() int {
 	o := s.opts
 	total := len(s.idle) + s.busy + s.starting
@@ -97,7 +98,7 @@ func (s *scheduler) needLocked() int {
 		// Only fresh workers serve any waiter; one is kept ready for the
 		// next workflow's first task.
 		fresh := s.freshIdleLocked()
-		want = max(o.MinWorkers-total, s.waiters.Len()-s.starting-fresh, 1-s.starting-fresh)
+		want = max(o.MinWorkers-total, s.waiters.Len()-s.starting-fresh, s.sparesLocked()-s.starting-fresh)
 	} else if o.Reuse {
 		want = max(o.MinWorkers-total, s.waiters.Len()-s.starting-len(s.idle))
 	} else {

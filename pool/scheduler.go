@@ -59,6 +59,8 @@ type scheduler struct {
 	seq      uint64
 	closed   error
 	rate     rateMeter
+	// freshRate: workflow mode's tasks that took a fresh worker (workflow.go).
+	freshRate rateMeter
 	// spawnTime is a moving average of spawn request to ready.
 	spawnTime time.Duration
 	// inflight counts spawn requests under way, per zygote slot (one per

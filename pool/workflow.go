@@ -1,5 +1,10 @@
 package pool
 
+import (
+	"math"
+	"time"
+)
+
 // Workflow mode (Options.PerWorkflow, N8N_PYTHON_ISOLATION=workflow) is
 // reuse mode with a key: a worker that has run a task of one workflow runs
 // tasks of that workflow only, until MaxExecutions, and is then replaced.
@@ -39,7 +44,15 @@ func (s *scheduler) fitRank(w *worker, workflow string) int {
 func (s *scheduler) bindLocked(w *worker, workflow string) {
 	if s.opts.PerWorkflow && w.tasks == 0 {
 		w.workflow = workflow
+		s.freshRate.arrive(time.Now())
 	}
+}
+
+// sparesLocked is how many fresh workers workflow mode keeps ready or
+// starting: what tasks that find no worker of their workflow take while
+// one is being started, as isolated mode counts all tasks, and at least one.
+func (s *scheduler) sparesLocked() int {
+	return max(1, int(math.Ceil(s.freshRate.perSecond(time.Now())*2*s.spawnTime.Seconds())))
 }
 
 // reusable reports whether w may serve another task after the one it ran:
@@ -96,18 +109,24 @@ func (s *scheduler) waiterOfLocked(workflow string) *waiter {
 	return first
 }
 
-// freeSpare, in workflow mode with MaxWorkers reached and no fresh worker
-// ready or starting, retires the ready worker that has waited longest, so
-// that the maintainer can start a fresh one before the next workflow's
-// first task needs it: that task then waits no longer than in isolated
+// freeSpare, in workflow mode with MaxWorkers reached and fewer fresh
+// workers ready or starting than sparesLocked (at most half the pool),
+// retires the ready worker of a workflow that has waited longest, so that
+// the maintainer can start a fresh one before a task finding no worker of
+// its workflow needs it: that task then waits no longer than in isolated
 // mode. With MaxWorkers 1 the one worker is kept for its workflow instead.
 func (s *scheduler) freeSpare() {
 	s.mu.Lock()
 	var retired *worker
 	if s.opts.PerWorkflow && s.opts.MaxWorkers > 1 && s.closed == nil && s.roomLocked() <= 0 &&
-		s.starting == 0 && len(s.idle) > 0 && s.freshIdleLocked() == 0 {
-		retired = s.idle[0]
-		s.idle = s.idle[1:]
+		s.freshIdleLocked()+s.starting < min(s.sparesLocked(), s.opts.MaxWorkers/2) {
+		for i, w := range s.idle { // oldest first
+			if w.tasks > 0 {
+				retired = w
+				s.idle = append(s.idle[:i], s.idle[i+1:]...)
+				break
+			}
+		}
 	}
 	s.mu.Unlock()
 	if retired != nil {
