@@ -6,7 +6,7 @@ import "testing"
 // never the "Unknown" the logs show.
 func TestSettingsWorkflowKey(t *testing.T) {
 	tests := []struct {
-		name, raw          string
+		name, raw         string
 		workflow, forLogs string
 	}{
 		{"sent", `{"code":"return []","nodeMode":"runOnceForAllItems","items":[],"workflowId":"wf1"}`, "wf1", "wf1"},
