@@ -22,6 +22,10 @@ import (
 //	no room        a task that finds neither, with MaxWorkers reached,
 //	               retires the ready worker of another workflow that has
 //	               waited longest
+//	spares         with MaxWorkers reached, the maintainer retires the
+//	               longest-idle workers so that fresh ones stay ready, as
+//	               many as the tasks that took a fresh one call for
+//	               (sparesLocked, freeSpare)
 //
 // MaxWorkers stays global; MaxIdleTime retires idle workers of any key.
 
