@@ -64,7 +64,9 @@ def _exit_report(pid: int, status: int) -> bytes:
     return b'{"op":"exited","pid":%d,"code":%d}' % (pid, os.waitstatus_to_exitcode(status))
 
 
-def _spawned(spawn_id: int, pid: int) -> bytes:
+def _spawned(spawn_id, pid: int):
+    if type(spawn_id) is not int:  # Go always sends one; anything else goes back as it came
+        return {"op": "spawned", "id": spawn_id, "pid": pid}
     return b'{"op":"spawned","id":%d,"pid":%d}' % (spawn_id, pid)
 
 
@@ -117,7 +119,7 @@ class Zygote:
         try:
             signal.set_wakeup_fd(-1)
             # _signal's, not signal.signal: that wraps the old handler (_wake) in the Handlers
-            # enum, which fails with a formatted ValueError: about 40 page faults per task.
+            # enum, which fails with a formatted ValueError: about 25 page faults per task.
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             gid = uid if self.own_uids else self.cfg.task_gid
             # While fd 3 is still the control socket, so that the ruleset lands above it.
