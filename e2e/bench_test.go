@@ -15,6 +15,7 @@ import (
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
 	"github.com/pyrunner/pyrunner/internal/excerpt"
+	"github.com/pyrunner/pyrunner/internal/faults"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
@@ -64,6 +65,10 @@ var benchConcurrency = []int{1, 2, 5, 10}
 type benchResult struct {
 	p50, p95, p99 time.Duration
 	perSecond     float64
+	// faultsPerTask: minor page faults of the runner's Python processes
+	// (zygote and task processes, or spawned interpreters) per task, from
+	// their own counters: what a task costs whatever the machine's load.
+	faultsPerTask float64
 }
 
 var (
@@ -75,13 +80,13 @@ var (
 // one pyrunner per mode, and prints the README's table at the end.
 func BenchmarkTasks(b *testing.B) {
 	for _, mode := range benchModes {
-		broker, stop := startBenchBroker(b, mode.isolation)
+		broker, runner, stop := startBenchBroker(b, mode.isolation)
 		for _, w := range benchWorkloads {
 			settings := task(w.code, w.mode, w.items, false)
 			for _, c := range benchConcurrency {
 				key := fmt.Sprintf("%s/%s/c=%d", mode.name, w.name, c)
 				b.Run(key, func(b *testing.B) {
-					res := measureTasks(b, broker, settings, c, b.N)
+					res := measureTasks(b, broker, runner, settings, c, b.N)
 					benchMu.Lock()
 					benchResults[key] = res
 					base, haveBase := benchResults[fmt.Sprintf("baseline/%s/c=%d", w.name, c)]
@@ -90,6 +95,7 @@ func BenchmarkTasks(b *testing.B) {
 					b.ReportMetric(float64(res.p95)/1e6, "p95-ms")
 					b.ReportMetric(float64(res.p99)/1e6, "p99-ms")
 					b.ReportMetric(res.perSecond, "tasks/s")
+					b.ReportMetric(res.faultsPerTask, "faults/task")
 					if haveBase && mode.name != "baseline" {
 						b.ReportMetric(float64(base.p50)/float64(res.p50), "x-faster-p50")
 						b.ReportMetric(res.perSecond/base.perSecond, "x-throughput")
@@ -103,13 +109,23 @@ func BenchmarkTasks(b *testing.B) {
 }
 
 // measureTasks runs n tasks, c at a time, and returns their settings to
-// result latencies and the throughput.
-func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMessage, c, n int) benchResult {
+// result latencies, the throughput and the minor faults per task of the
+// Python processes under the runner process (pid runner).
+func measureTasks(b *testing.B, broker *fakebroker.Broker, runner int, settings json.RawMessage, c, n int) benchResult {
+	return measureMix(b, broker, runner, func(int) json.RawMessage { return settings }, c, n)
+}
+
+// measureMix is measureTasks with task i's settings settingsOf(i).
+func measureMix(b *testing.B, broker *fakebroker.Broker, runner int, settingsOf func(i int) json.RawMessage, c, n int) benchResult {
 	var firstErr atomic.Value
-	res := loadgen.ClosedLoop(max(n, c), c, func(int) (time.Duration, bool) {
+	before, err := faults.TreeMinor(runner)
+	if err != nil {
+		b.Fatalf("counting faults: %v", err)
+	}
+	res := loadgen.ClosedLoop(max(n, c), c, func(i int) (time.Duration, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		out, err := broker.RunTask(ctx, settings)
+		out, err := broker.RunTask(ctx, settingsOf(i))
 		if err != nil || !out.Done {
 			firstErr.CompareAndSwap(nil, fmt.Sprintf("task failed: %v %s", err, out.Error))
 			return 0, false
@@ -119,13 +135,18 @@ func measureTasks(b *testing.B, broker *fakebroker.Broker, settings json.RawMess
 	if msg := firstErr.Load(); msg != nil {
 		b.Fatal(msg)
 	}
+	after, err := faults.TreeMinor(runner)
+	if err != nil {
+		b.Fatalf("counting faults: %v", err)
+	}
 	ms := func(v float64) time.Duration { return time.Duration(v * 1e6) }
-	return benchResult{p50: ms(res.P50ms), p95: ms(res.P95ms), p99: ms(res.P99ms), perSecond: res.PerSecond}
+	return benchResult{p50: ms(res.P50ms), p95: ms(res.P95ms), p99: ms(res.P99ms), perSecond: res.PerSecond,
+		faultsPerTask: float64(after-before) / float64(res.Tasks)}
 }
 
-// startBenchBroker starts a fake broker with one pyrunner registered at
-// it, in the given isolation mode; stop ends both.
-func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker, stop func()) {
+// startBenchBroker starts a fake broker with one pyrunner (pid runner)
+// registered at it, in the given isolation mode; stop ends both.
+func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker, runner int, stop func()) {
 	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -135,7 +156,7 @@ func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker
 		broker.Close()
 		b.Fatal(err)
 	}
-	return broker, func() {
+	return broker, p.cmd.Process.Pid, func() {
 		stopBenchRunner(p)
 		broker.Close()
 	}
@@ -183,26 +204,29 @@ func stopBenchRunner(p *proc) {
 	}
 }
 
-// printBenchTable prints the README's Performance table.
+// printBenchTable prints the README's Performance table: per workload and
+// concurrency, each mode's p50 (and its speed-up on the baseline), its
+// throughput and its minor page faults per task.
 func printBenchTable() {
 	benchMu.Lock()
 	defer benchMu.Unlock()
 	var sb strings.Builder
-	sb.WriteString("\n| workload | c | baseline p50 | isolated p50 / p95 / p99 | reuse p50 / p95 / p99 | tasks/s baseline / isolated / reuse |\n|---|---|---|---|---|---|\n")
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+	sb.WriteString("\n| workload | c | mode | p50 / p95 / p99 ms | p50 vs baseline | tasks/s | faults/task |\n|---|---|---|---|---|---|---|\n")
 	for _, w := range benchWorkloads {
 		for _, c := range benchConcurrency {
-			base, okB := benchResults[fmt.Sprintf("baseline/%s/c=%d", w.name, c)]
-			iso, okI := benchResults[fmt.Sprintf("isolated/%s/c=%d", w.name, c)]
-			re, okR := benchResults[fmt.Sprintf("reuse/%s/c=%d", w.name, c)]
-			if !okB || !okI || !okR {
+			base, ok := benchResults[fmt.Sprintf("baseline/%s/c=%d", w.name, c)]
+			if !ok {
 				continue
 			}
-			fmt.Fprintf(&sb, "| %s | %d | %s ms | %s / %s / %s ms (%.0fx) | %s / %s / %s ms (%.0fx) | %.0f / %.0f (%.1fx) / %.0f (%.1fx) |\n",
-				w.name, c, ms(base.p50),
-				ms(iso.p50), ms(iso.p95), ms(iso.p99), float64(base.p50)/float64(iso.p50),
-				ms(re.p50), ms(re.p95), ms(re.p99), float64(base.p50)/float64(re.p50),
-				base.perSecond, iso.perSecond, iso.perSecond/base.perSecond, re.perSecond, re.perSecond/base.perSecond)
+			for _, mode := range benchModes {
+				r, ok := benchResults[fmt.Sprintf("%s/%s/c=%d", mode.name, w.name, c)]
+				if !ok {
+					continue
+				}
+				fmt.Fprintf(&sb, "| %s | %d | %s | %.2f / %.2f / %.2f | %.1fx | %.0f | %.0f |\n", w.name, c, mode.name,
+					float64(r.p50)/1e6, float64(r.p95)/1e6, float64(r.p99)/1e6, float64(base.p50)/float64(r.p50),
+					r.perSecond, r.faultsPerTask)
+			}
 		}
 	}
 	fmt.Print(sb.String())
@@ -249,7 +273,7 @@ func BenchmarkStartup(b *testing.B) {
 func BenchmarkPaced(b *testing.B) {
 	settings := task(benchWorkloads[0].code, benchWorkloads[0].mode, benchWorkloads[0].items, false)
 	for _, mode := range benchModes[1:] {
-		broker, stop := startBenchBroker(b, mode.isolation)
+		broker, _, stop := startBenchBroker(b, mode.isolation)
 		for _, rate := range []int{20, 100, 200} {
 			b.Run(fmt.Sprintf("%s/trivial/%d-per-second", mode.name, rate), func(b *testing.B) {
 				n := max(b.N, 50)
@@ -328,7 +352,7 @@ func BenchmarkPandas(b *testing.B) {
 		}
 		b.Logf("%s: first task (builds the environment, starts its zygote): %s", isolation, time.Since(start).Round(time.Millisecond))
 		b.Run(isolation+"/pandas1000/c=1", func(b *testing.B) {
-			res := measureTasks(b, broker, settings, 1, b.N)
+			res := measureTasks(b, broker, p.cmd.Process.Pid, settings, 1, b.N)
 			b.ReportMetric(float64(res.p50)/1e6, "p50-ms")
 			b.ReportMetric(float64(res.p95)/1e6, "p95-ms")
 			b.ReportMetric(res.perSecond, "tasks/s")

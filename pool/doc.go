@@ -6,7 +6,8 @@
 // (zygote.go, kept alive by slots.go) fork task processes that the
 // maintainer (maintain.go) starts ahead of demand and the scheduler
 // (scheduler.go) hands to tasks by priority (waitqueue.go) as they arrive
-// (ratemeter.go). A task runs on a taskProcess (process.go, task.go), forked
+// (ratemeter.go); in workflow mode a worker serves one workflow's tasks
+// (workflow.go). A task runs on a taskProcess (process.go, task.go), forked
 // by a zygote or spawned as its own interpreter (spawn.go, the benchmarks'
 // baseline). Every goroutine an executor starts ends, and is waited for, in
 // Close.

@@ -28,6 +28,10 @@ type Options struct {
 	// interpreter state.
 	Reuse         bool
 	MaxExecutions int // default 100
+	// PerWorkflow (N8N_PYTHON_ISOLATION=workflow) is Reuse with a worker
+	// serving the tasks of one workflow only (Task.Workflow); a task
+	// without one runs alone on a fresh worker (workflow.go). Implies Reuse.
+	PerWorkflow bool
 	// Zygotes is how many zygotes fork processes in parallel
 	// (N8N_PYTHON_POOL_ZYGOTES); 0: one per four cores, at most 8.
 	Zygotes int
@@ -64,6 +68,9 @@ func (o Options) withDefaults() Options {
 	o.MinWorkers = min(max(o.MinWorkers, 0), o.MaxWorkers)
 	if o.MaxIdleTime <= 0 {
 		o.MaxIdleTime = 5 * time.Minute
+	}
+	if o.PerWorkflow {
+		o.Reuse = true
 	}
 	if o.MaxExecutions <= 0 {
 		o.MaxExecutions = 100
@@ -288,7 +295,7 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 	}
 	t.analyzed = known
 	queued := time.Now()
-	w, err := e.sched.acquire(ctx, t.Priority)
+	w, err := e.sched.acquire(ctx, t.Priority, t.Workflow)
 	waited := time.Since(queued)
 	if err != nil {
 		if ctx.Err() != nil {

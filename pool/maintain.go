@@ -35,6 +35,7 @@ func (s *scheduler) maintain(ctx context.Context) {
 			s.retire()
 		}
 		s.replaceIdleZygotes()
+		s.freeSpare()
 		for ctx.Err() == nil {
 			slot, short := s.nextSpawn()
 			if short {
@@ -86,7 +87,9 @@ func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 // needLocked is how many more processes to start now. Isolated: enough
 // ready ones for the waiters plus what the arrival rate will take while
 // one is being started, at least MinWorkers. Reuse: enough workers for the
-// waiters, at least MinWorkers. Never more than MaxWorkers in all.
+// waiters, at least MinWorkers. Workflow: the same, counting fresh workers
+// only, and fresh spares as isolated mode counts (sparesLocked). Never more
+// than MaxWorkers in all.
 func (s *scheduler) needLocked() int {
 	o := s.opts
 	total := len(s.idle) + len(s.busy) + s.starting
@@ -95,7 +98,12 @@ func (s *scheduler) needLocked() int {
 		return 0
 	}
 	var want int
-	if o.Reuse {
+	if o.PerWorkflow {
+		// Only fresh workers serve any waiter; one is kept ready for the
+		// next workflow's first task.
+		fresh := s.freshIdleLocked()
+		want = max(o.MinWorkers-total, s.waiters.Len()-s.starting-fresh, s.sparesLocked()-s.starting-fresh)
+	} else if o.Reuse {
 		want = max(o.MinWorkers-total, s.waiters.Len()-s.starting-len(s.idle))
 	} else {
 		ahead := int(math.Ceil(s.rate.perSecond(time.Now()) * 2 * s.spawnTime.Seconds()))
@@ -168,8 +176,11 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 	s.failures, s.startErr = 0, nil
 	s.counts.started++
 	s.spawnTime = (s.spawnTime*7 + time.Since(started)) / 8
-	s.handOutLocked(&worker{proc: proc})
+	retired := s.handOutLocked(&worker{proc: proc})
 	s.mu.Unlock()
+	if retired != nil { // a fresh worker serves any waiter: never
+		s.gone(retired)
+	}
 	s.wake()
 }
 

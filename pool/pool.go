@@ -32,6 +32,9 @@ type Task struct {
 	// verdicts (Code) and of compiled code (both). Empty: no caching.
 	Code string
 	Mode string
+	// Workflow is settings.workflowId ("" when absent). In workflow mode
+	// (Options.PerWorkflow) it decides which workers may run the task.
+	Workflow string
 	// analyzed: the code is known to pass the static analysis.
 	analyzed bool
 }

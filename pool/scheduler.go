@@ -18,6 +18,9 @@ type worker struct {
 	// recycle: Recycle asked for it to be replaced; it serves no further
 	// task (guarded by the scheduler's lock).
 	recycle bool
+	// workflow: in workflow mode, the workflow whose tasks it runs once it
+	// has run one (workflow.go).
+	workflow string
 }
 
 func (w *worker) dead() bool {
@@ -59,6 +62,8 @@ type scheduler struct {
 	seq      uint64
 	closed   error
 	rate     rateMeter
+	// freshRate: workflow mode's tasks that took a fresh worker (workflow.go).
+	freshRate rateMeter
 	// spawnTime is a moving average of spawn request to ready.
 	spawnTime time.Duration
 	// inflight counts spawn requests under way, per zygote slot (one per
@@ -119,16 +124,18 @@ func (s *scheduler) wake() {
 	}
 }
 
-// acquire returns a process for one task, waiting by priority when none is
-// ready, for at most the pool's WaitTimeout.
-func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error) {
+// acquire returns a process for one task of workflow ("" for none; it
+// matters in workflow mode only), waiting by priority when none is ready,
+// for at most the pool's WaitTimeout.
+func (s *scheduler) acquire(ctx context.Context, prio Priority, workflow string) (*worker, error) {
 	s.mu.Lock()
 	s.rate.arrive(time.Now())
 	if s.closed != nil {
 		s.mu.Unlock()
 		return nil, s.closed
 	}
-	if w := s.popIdleLocked(); w != nil {
+	if w := s.popIdleLocked(workflow); w != nil {
+		s.bindLocked(w, workflow)
 		s.busy[w] = struct{}{}
 		// Refill now only if the pool is running dry; otherwise after this
 		// task, so that starting its replacement does not compete with it
@@ -140,10 +147,14 @@ func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error)
 		}
 		return w, nil
 	}
-	wt := &waiter{prio: prio, seq: s.seq, ch: make(chan *worker, 1)}
+	wt := &waiter{prio: prio, seq: s.seq, workflow: workflow, ch: make(chan *worker, 1)}
 	s.seq++
 	heap.Push(&s.waiters, wt)
+	retired := s.makeRoomLocked(workflow)
 	s.mu.Unlock()
+	if retired != nil {
+		s.gone(retired)
+	}
 	s.wake()
 
 	timer := time.NewTimer(s.opts.WaitTimeout)
@@ -173,12 +184,17 @@ func (s *scheduler) acquire(ctx context.Context, prio Priority) (*worker, error)
 		s.mu.Lock()
 		delete(s.busy, w)
 		closed := s.closed != nil
+		var retired *worker
 		if !closed {
-			s.handOutLocked(w)
+			retired = s.handOutLocked(w)
 		}
 		s.mu.Unlock()
 		if closed {
 			s.gone(w)
+		}
+		if retired != nil {
+			s.gone(retired)
+			s.wake()
 		}
 	}
 	return nil, why
@@ -199,13 +215,17 @@ func (s *scheduler) release(w *worker, alive bool) {
 	s.mu.Lock()
 	w.tasks++
 	delete(s.busy, w)
-	if s.opts.Reuse && alive && w.tasks < s.opts.MaxExecutions && s.closed == nil && !w.dead() && !w.recycle {
-		s.handOutLocked(w)
+	if s.reusable(w) && alive && w.tasks < s.opts.MaxExecutions && s.closed == nil && !w.dead() && !w.recycle {
+		retired := s.handOutLocked(w)
 		s.mu.Unlock()
+		if retired != nil {
+			s.gone(retired)
+			s.wake()
+		}
 		return
 	}
 	switch {
-	case !s.opts.Reuse || !alive:
+	case !s.reusable(w) || !alive:
 	case w.recycle:
 		s.counts.recycled++
 	case w.tasks >= s.opts.MaxExecutions:
@@ -219,29 +239,59 @@ func (s *scheduler) release(w *worker, alive bool) {
 }
 
 // handOutLocked gives a ready process to the first waiter, else keeps it.
-func (s *scheduler) handOutLocked(w *worker) {
+// In workflow mode it may return w instead, for the caller to let go of
+// (after unlocking): a worker of another workflow than the first waiter's,
+// when there is no room to start one for that waiter (workflow.go).
+func (s *scheduler) handOutLocked(w *worker) (retire *worker) {
 	if s.waiters.Len() > 0 {
-		wt := heap.Pop(&s.waiters).(*waiter)
-		s.busy[w] = struct{}{}
-		wt.ch <- w
-		return
+		if head := s.waiters[0]; s.fitRank(w, head.workflow) > 0 {
+			s.giveLocked(w, head)
+			return nil
+		}
+		// w is not counted among idle or busy here: room for others is one less.
+		room := s.roomLocked() - 1
+		if wt := s.waiterOfLocked(w.workflow); wt != nil && room > 0 {
+			s.giveLocked(w, wt)
+			return nil
+		}
+		if room <= 0 {
+			return w
+		}
 	}
 	w.idleSince = time.Now()
 	s.idle = append(s.idle, w)
+	return nil
 }
 
-// popIdleLocked takes the most recently readied live process: in reuse
-// mode that keeps hot workers hot and lets the others idle out.
-func (s *scheduler) popIdleLocked() *worker {
-	for len(s.idle) > 0 {
-		w := s.idle[len(s.idle)-1]
-		s.idle = s.idle[:len(s.idle)-1]
+// giveLocked hands w to the waiting task wt.
+func (s *scheduler) giveLocked(w *worker, wt *waiter) {
+	heap.Remove(&s.waiters, wt.index)
+	s.bindLocked(w, wt.workflow)
+	s.busy[w] = struct{}{}
+	wt.ch <- w
+}
+
+// popIdleLocked takes the most recently readied live process that may run
+// a task of workflow, one of that very workflow first (workflow mode):
+// that keeps hot workers hot and lets the others idle out.
+func (s *scheduler) popIdleLocked(workflow string) *worker {
+	for {
+		best, bestRank := -1, 0
+		for i := len(s.idle) - 1; i >= 0 && bestRank < 2; i-- {
+			if r := s.fitRank(s.idle[i], workflow); r > bestRank {
+				best, bestRank = i, r
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		w := s.idle[best]
+		s.idle = append(s.idle[:best], s.idle[best+1:]...)
 		if !w.dead() {
 			return w
 		}
 		s.gone(w)
 	}
-	return nil
 }
 
 // dropOneIdle lets go of the ready process that has waited longest, for

@@ -2,10 +2,11 @@ package pool
 
 // waiter is a task waiting for a process.
 type waiter struct {
-	prio  Priority
-	seq   uint64
-	ch    chan *worker // receives the process, or nil when the pool closes
-	index int          // in the heap; -1 once popped
+	prio     Priority
+	seq      uint64
+	workflow string       // its task's workflow id (workflow mode)
+	ch       chan *worker // receives the process, or nil when the pool closes
+	index    int          // in the heap; -1 once popped
 }
 
 // waitQueue is a container/heap of waiters: higher priority first, then

@@ -18,7 +18,7 @@ import (
 // its own goroutine and tells the loop when it is done.
 func (r *Runner) execute(ctx context.Context, t *task, raw json.RawMessage) {
 	res := r.exec.Run(ctx, pool.Task{ID: t.id, Settings: raw, Timeout: r.opts.TaskTimeout, Priority: pool.Normal,
-		Code: t.settings.Code, Mode: t.settings.NodeMode})
+		Code: t.settings.Code, Mode: t.settings.NodeMode, Workflow: t.settings.Workflow})
 	took := time.Since(t.started)
 	r.opts.Observer.TaskRan(res.Waited, res.Err.Limit())
 	outcome := "success"

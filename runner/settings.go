@@ -26,6 +26,9 @@ type settings struct {
 	NodeName       string
 	WorkflowID     string
 	WorkflowName   string
+	// Workflow is workflowId as sent, "" when absent: the pool's key in
+	// workflow mode (WorkflowID says "Unknown" instead, for the logs).
+	Workflow string
 }
 
 // parseSettings checks a settings object the way n8n's runner does, and
@@ -65,9 +68,10 @@ func parseSettings(raw json.RawMessage) (settings, error) {
 		NodeMode:     str("nodeMode", true),
 		NodeID:       orUnknown(str("nodeId", false)),
 		NodeName:     orUnknown(str("nodeName", false)),
-		WorkflowID:   orUnknown(str("workflowId", false)),
+		Workflow:     str("workflowId", false),
 		WorkflowName: orUnknown(str("workflowName", false)),
 	}
+	s.WorkflowID = orUnknown(s.Workflow)
 	if s.NodeMode != "" && s.NodeMode != ModeAllItems && s.NodeMode != ModeEachItem {
 		problems = append(problems, python.Text("unknown_node_mode", "mode", s.NodeMode))
 	}

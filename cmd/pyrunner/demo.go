@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/faults"
 	"github.com/pyrunner/pyrunner/internal/loadgen"
 )
 
@@ -64,6 +65,7 @@ func demoCommand(args []string) int {
 	concurrency := fs.Int("concurrency", 1, "with -bench, tasks in flight at once")
 	tasks := fs.Int("tasks", 2000, "with -bench, how many tasks")
 	items := fs.Int("items", 0, "with -bench, transform this many items per task instead of the trivial task")
+	workflows := fs.Int("workflows", 1, "with -bench, task i belongs to workflow i mod this (for N8N_PYTHON_ISOLATION=workflow)")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -99,7 +101,7 @@ func demoCommand(args []string) int {
 	fmt.Printf("pyrunner (pid %d) started and registered with the broker in %s\n\n", child.Process.Pid, time.Since(started).Round(time.Millisecond))
 
 	if *bench {
-		return benchThroughput(ctx, b, benchSettings(*items), *tasks, max(1, *concurrency), child, exited)
+		return benchThroughput(ctx, b, benchSettings(*items, *workflows), *tasks, max(1, *concurrency), child, exited)
 	}
 
 	status := 0
@@ -206,7 +208,7 @@ func runDemoTask(ctx context.Context, b *fakebroker.Broker, task demoTask) bool 
 // second, as a workflow's traffic arrives, then back to back, which shows
 // how fast fresh processes are replaced.
 func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
-	settings := benchSettings(0)
+	settings := benchSettings(0, 1)[0]
 	run := func(int) (time.Duration, bool) {
 		out, err := b.RunTask(ctx, settings)
 		if err != nil || !out.Done {
@@ -232,14 +234,27 @@ func measureDemoLatency(ctx context.Context, b *fakebroker.Broker, n int) bool {
 }
 
 // benchThroughput runs n trivial tasks, c at a time, through the broker and
-// prints their settings-to-result percentiles and the throughput as JSON;
-// then it stops pyrunner.
-func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
-	res := loadgen.ClosedLoop(n, c, func(int) (time.Duration, bool) {
-		out, err := b.RunTask(ctx, settings)
+// prints their settings-to-result percentiles, the throughput and the minor
+// page faults per task of pyrunner's Python processes as JSON; then it
+// stops pyrunner.
+func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings []json.RawMessage, n, c int, child *exec.Cmd, exited <-chan error) int {
+	before, errBefore := faults.TreeMinor(child.Process.Pid)
+	res := loadgen.ClosedLoop(n, c, func(i int) (time.Duration, bool) {
+		out, err := b.RunTask(ctx, settings[i%len(settings)])
 		return out.Completed.Sub(out.SettingsSent), err == nil && out.Done
 	})
-	_ = json.NewEncoder(os.Stdout).Encode(res)
+	after, errAfter := faults.TreeMinor(child.Process.Pid)
+	out := struct {
+		loadgen.Result
+		// Zygotes and task processes (or spawned interpreters) together;
+		// absent where /proc could not be read.
+		FaultsPerTask *float64 `json:"minor_faults_per_task,omitempty"`
+	}{Result: res}
+	if errBefore == nil && errAfter == nil && res.Tasks > 0 {
+		perTask := float64(after-before) / float64(res.Tasks)
+		out.FaultsPerTask = &perTask
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
 	_ = child.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -253,14 +268,19 @@ func benchThroughput(ctx context.Context, b *fakebroker.Broker, settings json.Ra
 }
 
 // benchSettings is the trivial task, or with n > 0 a transform of n items
-// (the benchmarks' itemsN workload).
-func benchSettings(n int) json.RawMessage {
+// (the benchmarks' itemsN workload), once for each of workflows workflows.
+func benchSettings(n, workflows int) []json.RawMessage {
 	code := loadgen.TrivialCode
 	if n > 0 {
 		code = loadgen.TransformCode
 	}
-	b, _ := json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": loadgen.CustomerItems(n), "continueOnFail": false})
-	return b
+	items := loadgen.CustomerItems(n)
+	out := make([]json.RawMessage, max(workflows, 1))
+	for i := range out {
+		out[i], _ = json.Marshal(map[string]any{"code": code, "nodeMode": "runOnceForAllItems", "items": items,
+			"continueOnFail": false, "workflowId": fmt.Sprintf("bench-%d", i)})
+	}
+	return out
 }
 
 // prefixWriter marks pyrunner's own log lines in verbose mode.

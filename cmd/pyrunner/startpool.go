@@ -63,6 +63,7 @@ func startPool(ctx context.Context, cfg *config.Config, onBuilt func(time.Durati
 		MinWorkers:    int(cfg.Pool.MinWorkers),
 		MaxIdleTime:   cfg.Pool.MaxIdleTime.Duration(),
 		Reuse:         cfg.Pool.Isolation == config.IsolationReuse,
+		PerWorkflow:   cfg.Pool.Isolation == config.IsolationWorkflow,
 		MaxExecutions: int(cfg.Pool.MaxExecutions),
 		Zygotes:       int(cfg.Pool.Zygotes),
 		WaitTimeout:   cfg.Pool.StartupTimeout.Duration(),

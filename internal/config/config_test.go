@@ -198,7 +198,7 @@ func TestLoadWithoutBrokerNeedsNoToken(t *testing.T) {
 	}))
 	wantProblems(t, err,
 		"Task timeout must be positive, got -1 (N8N_RUNNERS_TASK_TIMEOUT)",
-		"N8N_PYTHON_ISOLATION must be isolated, reuse or spawn, got 'shared'",
+		"N8N_PYTHON_ISOLATION must be isolated, reuse, workflow or spawn, got 'shared'",
 		"Environment variable N8N_PYTHON_MAX_OUTPUT_KB must be an integer, got 'lots'",
 	)
 	for _, broker := range []string{"N8N_RUNNERS_GRANT_TOKEN", "N8N_RUNNERS_MAX_CONCURRENCY", "N8N_RUNNERS_TASK_BROKER_URI"} {

@@ -9,7 +9,8 @@ type Pool struct {
 	// Interpreter: empty lets pyrunner choose (envcache.Choose).
 	Interpreter string `env:"N8N_PYTHON_INTERPRETER"`
 	CacheDir    string `env:"N8N_PYTHON_CACHE_DIR"` // empty: envcache.DefaultCacheDir
-	// Isolation is IsolationIsolated, IsolationReuse or IsolationSpawn.
+	// Isolation is IsolationIsolated, IsolationReuse, IsolationWorkflow or
+	// IsolationSpawn.
 	Isolation      string `env:"N8N_PYTHON_ISOLATION, default=isolated"`
 	MinWorkers     Int    `env:"N8N_PYTHON_POOL_MIN_WORKERS, default=2"`
 	MaxWorkers     Int    `env:"N8N_PYTHON_POOL_MAX_WORKERS, default=8"`
@@ -31,6 +32,7 @@ type Pool struct {
 const (
 	IsolationIsolated = "isolated" // a fresh forked process per task (default)
 	IsolationReuse    = "reuse"    // long-lived workers, N8N_PYTHON_POOL_MAX_EXECUTIONS tasks each
+	IsolationWorkflow = "workflow" // reuse, each worker serving one workflow's tasks only
 	IsolationSpawn    = "spawn"    // a new interpreter per task: the benchmarks' baseline
 )
 
@@ -45,9 +47,9 @@ func (p *Pool) Validate() []error {
 		add("N8N_PYTHON_TASK_UID_COUNT must be between 0 (default) and 65536, got %d", p.TaskUIDCount)
 	}
 	switch p.Isolation {
-	case IsolationIsolated, IsolationReuse, IsolationSpawn:
+	case IsolationIsolated, IsolationReuse, IsolationWorkflow, IsolationSpawn:
 	default:
-		add("N8N_PYTHON_ISOLATION must be isolated, reuse or spawn, got '%s'", p.Isolation)
+		add("N8N_PYTHON_ISOLATION must be isolated, reuse, workflow or spawn, got '%s'", p.Isolation)
 	}
 	if p.MaxWorkers < 1 {
 		add("N8N_PYTHON_POOL_MAX_WORKERS must be at least 1, got %d", p.MaxWorkers)

@@ -150,9 +150,10 @@ def _size(n: int) -> str:
 
 _READY = encode_message({"op": "ready"})
 
-# Run once before a process says it is ready. A forked process shares the zygote's memory
-# copy-on-write, and Python writes to every object it touches (reference counts): the first task
-# would pay for copying those pages. This one pays instead, off the task's path.
+# Run once per interpreter before its first task, so that the first task does not pay for what
+# Python builds on first use (the analysis's and the compiler's tables, the encoder). The zygote
+# runs it before it forks: run in each forked process, it cost about 250 copy-on-write page
+# faults there, while the task that follows the zygote's warm-up pays about 50.
 _WARM_UP = json.dumps({
     "code": "x = [{'json': {'i': i, 's': str(i)}} for i in range(3)]\nprint('warm', 1, {'a': [1.5]})\nreturn x",
     "nodeMode": "runOnceForAllItems", "items": [{"json": {"a": 1}, "pairedItem": {"item": 0}}],
@@ -163,10 +164,16 @@ _WARM_UP = json.dumps({
 _OWN_CODE_CACHE = 64
 
 
-def serve(sock: socket.socket, cfg: Config, max_tasks: int) -> None:
-    """Says it is ready, then runs tasks from sock until max_tasks are done (0: no limit) or Go
-    closes it; never returns."""
+def warm_up(cfg: Config) -> None:
+    """Runs pyrunner's own warm-up task (never user code) and drops its reply."""
     encode_or_error(run_task(json.loads(_WARM_UP), cfg))
+
+
+def serve(sock: socket.socket, cfg: Config, max_tasks: int, warmed: bool = False) -> None:
+    """Says it is ready, then runs tasks from sock until max_tasks are done (0: no limit) or Go
+    closes it; never returns. warmed: warm_up ran in this interpreter already (the zygote's)."""
+    if not warmed:
+        warm_up(cfg)
     write_frame(sock, _READY)
     done = 0
     # A reuse worker's own compiled code, by mode and code: its later runs of a node skip the

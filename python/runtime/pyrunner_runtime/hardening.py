@@ -363,8 +363,21 @@ def kill_all_of(uid: int) -> None:
 def own_children() -> list:
     """This process's child pids, from /proc (orphans adopted as a subreaper included)."""
     pid = os.getpid()
+    # os.open rather than open(): the zygote calls this after every task, and a text file
+    # object touched many more of its pages (each a copy-on-write fault after a fork).
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
+        fd = os.open("/proc/%d/task/%d/children" % (pid, pid), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return []
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    return [int(p) for p in data.split()]

@@ -1,7 +1,9 @@
 """The zygote: imports the runtime once, then forks task processes on Go's request.
 
-It never runs user code. Its control socket (fd 3, SOCK_SEQPACKET) carries one JSON object per
-packet; a spawn request carries the new task process's channel as an SCM_RIGHTS descriptor.
+It never runs user code; it runs pyrunner's own warm-up task once (child.warm_up), so that its
+task processes inherit what that builds. Its control socket (fd 3, SOCK_SEQPACKET) carries one
+JSON object per packet; a spawn request carries the new task process's channel as an
+SCM_RIGHTS descriptor.
 See python/doc.go for the messages.
 """
 
@@ -13,6 +15,7 @@ import platform
 import select
 import shutil
 import signal
+import _signal
 import socket
 import sys
 import time
@@ -29,9 +32,10 @@ class GoHungUp(Exception):
     """The Go side closed the control socket: the zygote takes its children down and exits."""
 
 
-def _send(ctl: socket.socket, msg: dict) -> None:
+def _send(ctl: socket.socket, msg) -> None:
+    """Sends msg, a dict, or bytes already encoded (the two messages of every task, below)."""
     try:
-        ctl.send(json.dumps(msg).encode())
+        ctl.send(msg if isinstance(msg, bytes) else json.dumps(msg).encode())
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise GoHungUp() from exc
 
@@ -51,10 +55,19 @@ def _recv(ctl: socket.socket):
     return json.loads(data), list(fds)
 
 
-def _exit_report(pid: int, status: int) -> dict:
+# The zygote writes to every page it touches after a fork, and each first write costs a
+# copy-on-write fault: json.dumps alone touched about 60 pages per message. The two messages
+# sent for every task are formatted by hand.
+def _exit_report(pid: int, status: int) -> bytes:
     if os.WIFSIGNALED(status):
-        return {"op": "exited", "pid": pid, "signal": os.WTERMSIG(status)}
-    return {"op": "exited", "pid": pid, "code": os.waitstatus_to_exitcode(status)}
+        return b'{"op":"exited","pid":%d,"signal":%d}' % (pid, os.WTERMSIG(status))
+    return b'{"op":"exited","pid":%d,"code":%d}' % (pid, os.waitstatus_to_exitcode(status))
+
+
+def _spawned(spawn_id, pid: int):
+    if type(spawn_id) is not int:  # Go always sends one; anything else goes back as it came
+        return {"op": "spawned", "id": spawn_id, "pid": pid}
+    return b'{"op":"spawned","id":%d,"pid":%d}' % (spawn_id, pid)
 
 
 class Zygote:
@@ -100,12 +113,14 @@ class Zygote:
         os.close(chan)  # only that child may hold it
         self.children[pid] = uid if self.own_uids else -1
         self.spawn_ids[pid] = msg.get("id")
-        _send(self.ctl, {"op": "spawned", "id": msg.get("id"), "pid": pid})
+        _send(self.ctl, _spawned(msg.get("id"), pid))
 
     def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
         try:
             signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            # _signal's, not signal.signal: that wraps the old handler (_wake) in the Handlers
+            # enum, which fails with a formatted ValueError: about 25 page faults per task.
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             gid = uid if self.own_uids else self.cfg.task_gid
             # While fd 3 is still the control socket, so that the ruleset lands above it.
             ruleset = child.begin_fencing(self.fences, uid, gid)
@@ -122,7 +137,7 @@ class Zygote:
             child.fence_failed(exc)
         try:
             child.prepare(self.fences, uid, gid, ruleset)
-            child.serve(sock, self.cfg, max_tasks)
+            child.serve(sock, self.cfg, max_tasks, warmed=True)
         finally:
             os._exit(child.EXIT_FENCE_FAILED)
 
@@ -172,7 +187,13 @@ class Zygote:
                 hardening.kill_all_of(uid)  # every process of its own uid, whatever its group
             self.free_uids.append(uid)
         if self.cfg.tasks_dir:
-            shutil.rmtree(os.path.join(self.cfg.tasks_dir, str(pid)), ignore_errors=True)
+            workdir = os.path.join(self.cfg.tasks_dir, str(pid))
+            try:
+                os.rmdir(workdir)  # mostly empty: no rmtree, which touches far more pages
+            except FileNotFoundError:
+                pass
+            except OSError:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def sweep_orphans(self) -> int:
         """SIGKILLs our children that are not live task processes: descendants of finished tasks
@@ -214,7 +235,7 @@ class Zygote:
 
     def loop(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGCHLD, _wake)
         handlers = {"spawn": self.spawn, "kill": lambda msg, fds: self.kill(msg)}
         while True:
             try:
@@ -233,6 +254,12 @@ class Zygote:
                         os.close(fd)
                     continue
                 handler(msg, fds)
+
+
+def _wake(_signum, _frame) -> None:
+    """SIGCHLD's handler; set_wakeup_fd does the waking. A module-level function rather than a
+    lambda: a task process resetting SIGCHLD then drops a reference instead of freeing a
+    function object, which wrote to dozens of pages shared with the zygote."""
 
 
 def _reaped():
@@ -275,6 +302,7 @@ def main() -> None:
     # The sandbox's once-per-process work (pruning sys.modules, guarding importlib, building the
     # builtins), done here once so that every fork inherits it; the zygote imports nothing more.
     sandbox.prepare_process(cfg)
+    child.warm_up(cfg)
     try:
         zygote.loop()
     except GoHungUp:
