@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -384,36 +381,24 @@ func TestInvalidSettingsGetATaskError(t *testing.T) {
 
 func TestHealthServer(t *testing.T) {
 	b := startBroker(t, fakebroker.Options{})
-	p := startRegistered(t, b, map[string]string{
-		"N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED": "true",
-		"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT":    "0",
-	})
-	m := regexp.MustCompile(`Health check server listening on .+, port (\d+)`).FindStringSubmatch(p.out.String())
-	if m == nil {
-		t.Fatalf("no health line in:\n%s", excerpt.Of(p.out.String()))
-	}
-	base := "http://127.0.0.1:" + m[1]
-	get := func(path string) (int, string) {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	p := startRegistered(t, b, withHealth(nil))
+	base := healthURL(t, p)
+	port := base[strings.LastIndexByte(base, ':')+1:]
 	for _, path := range []string{"/", "/healthz"} {
-		if code, body := get(path); code != 200 || body != "OK" {
+		if code, body := httpGet(t, base+path); code != 200 || body != "OK" {
 			t.Errorf("GET %s = %d %q", path, code, body)
 		}
 	}
-	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
-		t.Errorf("GET /readyz = %d %s", code, body)
-	}
+	// pyrunner counts itself registered once it has read the broker's
+	// answer, a moment after the broker counted it.
+	eventually(t, patience, "/readyz to answer 200 once registered", func() bool {
+		code, body := httpGet(t, base+"/readyz")
+		return code == 200 && strings.Contains(body, `"ready":true`)
+	})
 	// What Docker's HEALTHCHECK and exec probes run.
 	for _, path := range []string{"/healthz", "/readyz"} {
 		check := exec.Command(binary, "healthcheck", "-path", path)
-		check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + m[1], "GORACE=atexit_sleep_ms=0"}
+		check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + port, "GORACE=atexit_sleep_ms=0"}
 		if out, err := check.CombinedOutput(); err != nil {
 			t.Errorf("pyrunner healthcheck -path %s: %v %s", path, err, out)
 		}
@@ -421,7 +406,7 @@ func TestHealthServer(t *testing.T) {
 	// Alive during a CPU-bound task.
 	req := b.Request(allItems("x = 0\nfor i in range(30_000_000):\n    x += i\nreturn [{'json': {'x': x}}]", nil), fakebroker.RequestOptions{})
 	p.waitRunning(req)
-	if code, _ := get("/healthz"); code != 200 {
+	if code, _ := httpGet(t, base+"/healthz"); code != 200 {
 		t.Errorf("healthz during a CPU-bound task: %d", code)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
@@ -432,7 +417,7 @@ func TestHealthServer(t *testing.T) {
 	// The result reaches the broker just before the runner counts the task.
 	var body string
 	for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, body = get("/metrics"); strings.Contains(body, `pyrunner_tasks_finished_total{outcome="success"} 1`) {
+		if _, body = httpGet(t, base+"/metrics"); strings.Contains(body, `pyrunner_tasks_finished_total{outcome="success"} 1`) {
 			break
 		}
 	}
@@ -443,11 +428,11 @@ func TestHealthServer(t *testing.T) {
 	if !p.waitOutput("Disconnected from broker") {
 		t.Fatal("no disconnect log")
 	}
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"ready":false`) {
+	if code, body := httpGet(t, base+"/readyz"); code != 503 || !strings.Contains(body, `"ready":false`) {
 		t.Errorf("GET /readyz without a broker = %d %s", code, body)
 	}
 	check := exec.Command(binary, "healthcheck", "-path", "/readyz")
-	check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + m[1], "GORACE=atexit_sleep_ms=0"}
+	check.Env = []string{"N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT=" + port, "GORACE=atexit_sleep_ms=0"}
 	if err := check.Run(); err == nil {
 		t.Error("pyrunner healthcheck -path /readyz succeeded without a broker")
 	}
