@@ -479,35 +479,9 @@ func (e *EnvExecutor) Recycle(pid int, why string) bool {
 	return false
 }
 
-// CodeCacheCounts adds up the executors' compiled-code caches.
-func (e *EnvExecutor) CodeCacheCounts() CacheCounts {
-	return e.sumCounts((*ZygoteExecutor).CodeCacheCounts)
-}
-
-// VerdictCacheCounts adds up the executors' analysis-verdict caches.
-func (e *EnvExecutor) VerdictCacheCounts() CacheCounts {
-	return e.sumCounts((*ZygoteExecutor).VerdictCacheCounts)
-}
-
-func (e *EnvExecutor) sumCounts(of func(*ZygoteExecutor) CacheCounts) CacheCounts {
-	var c CacheCounts
-	for _, x := range e.executors() {
-		c = addCounts(c, of(x))
-	}
-	return c
-}
-
 func addCounts(a, b CacheCounts) CacheCounts {
 	return CacheCounts{Hits: a.Hits + b.Hits, Misses: a.Misses + b.Misses, Evictions: a.Evictions + b.Evictions,
 		Entries: a.Entries + b.Entries, Bytes: a.Bytes + b.Bytes}
-}
-
-// EnvCacheStats is the environment cache's counts, or zero without one.
-func (e *EnvExecutor) EnvCacheStats() envcache.CacheStats {
-	if e.opts.Cache == nil {
-		return envcache.CacheStats{}
-	}
-	return e.opts.Cache.Stats()
 }
 
 // ZygotePID is the default environment's first zygote, or 0.

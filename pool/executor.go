@@ -370,9 +370,6 @@ func (e *ZygoteExecutor) Stats() Stats {
 // CodeCacheCounts reports the compiled-code cache's counts.
 func (e *ZygoteExecutor) CodeCacheCounts() CacheCounts { return e.code.counts() }
 
-// VerdictCacheCounts reports the analysis-verdict cache's counts.
-func (e *ZygoteExecutor) VerdictCacheCounts() CacheCounts { return e.verdicts.Counts() }
-
 // Close stops the zygotes and every task process, and waits for every
 // goroutine the executor started. It returns what stopping failed with.
 // Safe to call twice.
