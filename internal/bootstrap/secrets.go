@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +15,14 @@ import (
 // process's initial environment readable at /proc/<pid>/environ for its
 // whole life, and unsetting a variable in Go does not change that copy.
 var SecretVars = []string{"N8N_RUNNERS_GRANT_TOKEN", "N8N_RUNNERS_AUTH_TOKEN"}
+
+// The re-execution must happen on the main thread. execve from another
+// thread leaves the process with that thread's kernel task, which never had
+// the parent-death signal a launcher set (PR_SET_PDEATHSIG: "die with me"),
+// so pyrunner would outlive a launcher that was killed. The main goroutine
+// runs on the main thread during init; the lock keeps it there until
+// HideSecrets is done with it.
+func init() { runtime.LockOSThread() }
 
 // handoffVar names the descriptor on which a re-executed pyrunner finds
 // the secrets it was started with.
@@ -32,6 +41,7 @@ type Secrets map[string]string
 // were none) and only returns from the second image or when nothing needed
 // hiding.
 func HideSecrets() (Secrets, error) {
+	defer runtime.UnlockOSThread() // reached only when not re-executing
 	if fd := os.Getenv(handoffVar); fd != "" {
 		os.Unsetenv(handoffVar)
 		return receiveSecrets(fd)
