@@ -5,7 +5,7 @@ BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build run demo test lint gotest pytest fuzz bench soak sampling-cost promtool e2e-n8n e2e-queue clean
+.PHONY: all build run demo test lint gotest pytest fuzz bench bench-go soak sampling-cost promtool e2e-n8n e2e-queue clean
 
 all: build
 
@@ -44,9 +44,17 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEachMember$$' -fuzztime $(FUZZTIME) ./internal/jsonscan/
 
-# Benchmarks (about 6 minutes): pyrunner through the fake broker, each number against a
-# process-per-task baseline measured in the same run; prints the README's Performance table.
-bench:
+# The benchmark report (about 10 minutes on 2 cores): five Code-node scenarios in pyrunner's
+# setups, a warm Pyodide (installed from npm into ~/.cache/pyrunner-bench on first use) and, with
+# PYRUNNER_BENCH_OFFICIAL_RUNNER, n8n's official runner. Writes benchmark-results.json,
+# benchmark-report.md and benchmark-chart.svg here (BENCH_FLAGS: e.g. -scenarios calc -n 50).
+BENCH_FLAGS ?=
+bench: build
+	./$(BIN) bench -o . $(BENCH_FLAGS)
+
+# The Go benchmarks, for regression checks (about 6 minutes): pyrunner through the fake broker,
+# each number against a process-per-task baseline measured in the same run.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 300x -timeout 60m ./e2e/ ./broker/...
 
 # Soak (about 3 minutes in reuse mode): 100,000 tasks through the plain build, printing the

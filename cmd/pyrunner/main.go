@@ -24,6 +24,7 @@ Usage:
   pyrunner exec      run a Code-node snippet on items through the same pool and sandbox, print JSON
   pyrunner healthcheck [-path /readyz]   exit 0 if the running pyrunner's health endpoint answers 200
   pyrunner report [-url http://host:port] [-o report.md]   a markdown performance report from a running pyrunner's /stats
+  pyrunner bench [-o dir] [-n 200]   the benchmark report: five Code nodes in pyrunner's setups, Pyodide and n8n's runner
   pyrunner version   print the version
   pyrunner help      this text
 
@@ -78,6 +79,8 @@ func main() {
 		os.Exit(healthcheckCommand(os.Args[2:]))
 	case "report":
 		os.Exit(reportCommand(os.Args[2:]))
+	case "bench":
+		os.Exit(benchCommand(os.Args[2:], secrets))
 	case "version", "--version":
 		fmt.Println("pyrunner", version)
 	case "help", "--help", "-h":
