@@ -155,6 +155,9 @@ func TestChart(t *testing.T) {
 	if bars != measured {
 		t.Errorf("%d bars, want one per measured cell (%d)", bars, measured)
 	}
+	if !strings.Contains(svg, ">not loadable offline</text>") {
+		t.Errorf("the chart does not say why NumPy has no Pyodide bar:\n%s", svg)
+	}
 	if !strings.Contains(svg, "n8n&apos;s runner (not run)") && !strings.Contains(svg, "n8n's runner (not run)") {
 		t.Errorf("the legend does not say the official runner was not run:\n%s", svg)
 	}

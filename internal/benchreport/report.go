@@ -389,10 +389,16 @@ func (r *Results) Chart() string {
 		x0 := float64(left) + float64(gi)*groupW + groupPadding
 		for si, s := range r.Setups {
 			c := r.cell(sc.Key, s.Key)
+			x := x0 + float64(si)*barW
+			if c != nil && strings.HasPrefix(c.Skipped, "not loadable") {
+				// No bar, and why, written up the bar's place.
+				p(`<text transform="translate(%.1f %d) rotate(-90)" font-size="10" fill="#888">not loadable offline</text>`+"\n",
+					x+barW/2+3, top+plotH-4)
+			}
 			if c == nil || !c.Measured() {
 				continue
 			}
-			x, yv := x0+float64(si)*barW, y(c.C1.P50ms)
+			yv := y(c.C1.P50ms)
 			p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s: %s</title></rect>`+"\n",
 				x+barGap/2, yv, barW-barGap, float64(top+plotH)-yv, colours[si%len(colours)], xmlEscape(sc.Title), xmlEscape(shortTitle(s)), ms(c.C1.P50ms))
 		}
