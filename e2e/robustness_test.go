@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -250,4 +251,65 @@ func descendants(pid int) []int {
 		out = append(out, descendants(c)...)
 	}
 	return out
+}
+
+// TestLauncherDeathStopsRunner: a launcher that starts pyrunner with a
+// parent-death signal (PR_SET_PDEATHSIG, here through setpriv) and is then
+// killed takes pyrunner and its Python processes with it, although
+// pyrunner re-executes itself at start to hide its token (the re-exec must
+// keep the signal).
+func TestLauncherDeathStopsRunner(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	b := startBroker(t, fakebroker.Options{AuthToken: "test-token"})
+	launcher := exec.Command("/bin/sh", "-c", `"$0" --pdeathsig TERM -- "$1" run & wait`, setpriv, binary)
+	launcher.Env = runnerEnv(b, nil)
+	// A file, not a pipe: a pyrunner that outlived the launcher would hold a
+	// pipe open, and Wait would hang instead of the test failing.
+	out, err := os.CreateTemp(t.TempDir(), "launcher-log-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := func() string { b, _ := os.ReadFile(out.Name()); return string(b) }
+	launcher.Stdout, launcher.Stderr = out, out
+	if err := launcher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = launcher.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = launcher.Process.Kill()
+		<-exited
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := b.WaitRegistered(ctx, 1); err != nil {
+		t.Fatalf("pyrunner did not register: %v\n%s", err, log())
+	}
+	if res := run(t, b, allItems("return [{'json': {'ok': 1}}]", nil)); !res.Done {
+		t.Fatalf("task: %s\n%s", res.Error, log())
+	}
+	started := descendants(launcher.Process.Pid)
+	if len(started) < 2 {
+		t.Fatalf("the launcher's descendants %v: want pyrunner and its Python processes", started)
+	}
+	if err := launcher.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	t.Cleanup(func() {
+		for _, pid := range started {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // survivors of a failure
+		}
+	})
+	eventually(t, patience, fmt.Sprintf("pyrunner and its processes %v to end after the launcher was killed", started), func() bool {
+		for _, pid := range started {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b[strings.LastIndexByte(string(b), ')'):]), ") Z") {
+				return false
+			}
+		}
+		return true
+	})
 }
