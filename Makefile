@@ -3,7 +3,8 @@ GO        ?= go
 PYTHON    ?= python3
 BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: all build run demo test lint gotest pytest fuzz bench bench-go soak sampling-cost promtool e2e-n8n e2e-queue clean
 

@@ -22,7 +22,8 @@ import (
 func benchCommand(args []string, secrets bootstrap.Secrets) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	outDir := fs.String("o", ".", "directory for benchmark-results.json, benchmark-report.md and benchmark-chart.svg")
-	tasks := fs.Int("n", 200, "tasks per measurement, after warm-up")
+	tasks := fs.Int("n", 200, "tasks run one at a time after warm-up (latency percentiles, throughput at concurrency 1)")
+	throughputTasks := fs.Int("throughput-n", 100, "tasks then run -c at a time (throughput)")
 	concurrency := fs.Int("c", 4, "concurrency of the throughput measurement")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run (calc,numpy,pandas,json,files); empty: all")
 	setups := fs.String("setups", "", "comma-separated setups to run (direct,pool,cached,reuse,official,pyodide-"+
@@ -48,6 +49,8 @@ func benchCommand(args []string, secrets bootstrap.Secrets) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// The first signal stops the bench cleanly; a second one kills it.
+	go func() { <-ctx.Done(); stop() }()
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pyrunner bench: %v\n", err)
@@ -59,10 +62,10 @@ func benchCommand(args []string, secrets bootstrap.Secrets) int {
 		return 1
 	}
 	res, err := benchreport.Run(ctx, benchreport.Options{
-		Binary: self, Interpreter: interpreter, Tasks: *tasks, Concurrency: *concurrency,
+		Binary: self, Interpreter: interpreter, Tasks: *tasks, ThroughputTasks: *throughputTasks, Concurrency: *concurrency,
 		Scenarios: splitList(*scenarios), Setups: splitList(*setups),
 		Official: os.Getenv("PYRUNNER_BENCH_OFFICIAL_RUNNER"), CacheDir: benchreport.DefaultCacheDir(),
-		Pyodide: []string{benchreport.PyodideN8N, benchreport.PyodideNewest}, Version: version, Progress: os.Stdout,
+		Pyodide: []string{benchreport.PyodideN8N, benchreport.PyodideNewest}, Version: version, Commit: commit, Progress: os.Stdout,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pyrunner bench: %v\n", err)

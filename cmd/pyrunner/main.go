@@ -13,8 +13,9 @@ import (
 	"github.com/pyrunner/pyrunner/internal/bootstrap"
 )
 
-// version is set at build time (-ldflags "-X main.version=...").
-var version = "dev"
+// version and commit are set at build time (-ldflags "-X main.version=...
+// -X main.commit=...").
+var version, commit = "dev", ""
 
 const usage = `pyrunner — n8n's Python task runner, on a warm pool of Python processes
 

@@ -29,7 +29,7 @@ const cpythonMeasured = "in-process in one plain python3 (no runner, no sandbox,
 func cpythonSetup(interpreter string) Setup {
 	return Setup{Key: "cpython", Title: "CPython in-process (the floor)", Measured: cpythonMeasured,
 		start: func(ctx context.Context, sc Scenario) (Target, error) {
-			t, _, err := startHarness([]string{interpreter, "-I", "-c", cpythonHarness}, sc)
+			t, _, err := startHarness(ctx, []string{interpreter, "-I", "-c", cpythonHarness}, sc)
 			return t, err
 		}}
 }
@@ -60,9 +60,12 @@ type harnessReply struct {
 
 // startHarness starts argv, waits for its greeting and prepares the
 // scenario: a *notAvailableError when its packages cannot be loaded.
-func startHarness(argv []string, sc Scenario) (*harnessTarget, harnessReply, error) {
+func startHarness(ctx context.Context, argv []string, sc Scenario) (*harnessTarget, harnessReply, error) {
 	t := &harnessTarget{stderr: &fakebroker.SyncBuffer{}}
-	t.cmd = exec.Command(argv[0], argv[1:]...)
+	// When ctx ends (the bench is interrupted) the harness is killed, which
+	// ends a wait for its answer, even one for a download that hangs.
+	t.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	t.cmd.Cancel = func() error { return syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL) }
 	t.cmd.Stderr = t.stderr
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := t.cmd.StdinPipe()
@@ -87,7 +90,7 @@ func startHarness(argv []string, sc Scenario) (*harnessTarget, harnessReply, err
 		t.Close()
 		return nil, harnessReply{}, fmt.Errorf("starting %s: %w", filepath.Base(argv[0]), err)
 	}
-	prepared, err := t.call(map[string]any{"op": "prepare", "code": sc.Code, "items": sc.Items, "packages": sc.Packages})
+	prepared, err := t.call(ctx, map[string]any{"op": "prepare", "code": sc.Code, "items": sc.Items, "packages": sc.Packages})
 	if err == nil && !prepared.OK {
 		err = &notAvailableError{fmt.Sprintf("not loadable offline: %s", prepared.Error)}
 	}
@@ -98,13 +101,16 @@ func startHarness(argv []string, sc Scenario) (*harnessTarget, harnessReply, err
 	return t, greeting, nil
 }
 
-func (t *harnessTarget) call(req any) (harnessReply, error) {
+func (t *harnessTarget) call(ctx context.Context, req any) (harnessReply, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return harnessReply{}, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return harnessReply{}, err
+	}
 	if _, err := t.stdin.Write(append(b, '\n')); err != nil {
 		return harnessReply{}, err
 	}
@@ -130,7 +136,7 @@ func (t *harnessTarget) read() (harnessReply, error) {
 }
 
 func (t *harnessTarget) Run(ctx context.Context, want bool) (time.Duration, json.RawMessage, error) {
-	r, err := t.call(map[string]any{"op": "run", "want": want})
+	r, err := t.call(ctx, map[string]any{"op": "run", "want": want})
 	switch {
 	case err != nil:
 		return 0, nil, err

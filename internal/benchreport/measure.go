@@ -26,10 +26,13 @@ type Options struct {
 	// process; Interpreter the Python its tasks run on.
 	Binary      string
 	Interpreter string
-	// Tasks per measurement after warm-up (200: the founding table's n),
-	// and the concurrency of the throughput measurement (4).
-	Tasks       int
-	Concurrency int
+	// Tasks is how many run one at a time after warm-up (200: the
+	// founding table's n, for the latency percentiles and the throughput
+	// at concurrency 1); ThroughputTasks how many then run Concurrency at
+	// a time for the throughput (100 and 4; 0: as many as Tasks).
+	Tasks           int
+	ThroughputTasks int
+	Concurrency     int
 	// Scenarios and Setups restrict the run to these keys; empty: all.
 	Scenarios []string
 	Setups    []string
@@ -40,8 +43,10 @@ type Options struct {
 	CacheDir string
 	// Pyodide versions to measure, one column each.
 	Pyodide []string
-	// Version is pyrunner's, for the results.
+	// Version and Commit are pyrunner's, for the results (Commit: the
+	// build's own record when empty).
 	Version string
+	Commit  string
 	// Progress receives a line per cell (nil: discarded).
 	Progress io.Writer
 }
@@ -54,11 +59,14 @@ type Cell struct {
 	// loadable, the setup not run here); Error why it failed.
 	Skipped string `json:"skipped,omitempty"`
 	Error   string `json:"error,omitempty"`
-	// Mismatch: the setup's result differs from the reference setup's.
-	Mismatch string `json:"mismatch,omitempty"`
-	Warmup   int    `json:"warmup_tasks,omitempty"`
+	// ComparedWith is the setup whose result this one's was checked
+	// against (empty for that first setup itself); Mismatch says how they
+	// differ.
+	ComparedWith string `json:"compared_with,omitempty"`
+	Mismatch     string `json:"mismatch,omitempty"`
+	Warmup       int    `json:"warmup_tasks,omitempty"`
 	// C1 is the closed loop at concurrency 1 (latency percentiles and
-	// throughput), C4 the one at Options.Concurrency.
+	// throughput), C4 the one at Options.Concurrency (throughput).
 	C1 *loadgen.Result `json:"c1,omitempty"`
 	C4 *loadgen.Result `json:"c4,omitempty"`
 	// FaultsPerTask is the minor page faults of the runner's processes per
@@ -72,6 +80,11 @@ type Cell struct {
 // Measured is a cell with numbers.
 func (c *Cell) Measured() bool { return c.C1 != nil }
 
+// sound is a measured cell whose tasks all succeeded with the right result.
+func (c *Cell) sound() bool {
+	return c != nil && c.Measured() && c.Mismatch == "" && c.C1.Failed+c.C4.Failed == 0
+}
+
 // Run measures every scenario in every setup and returns the results; it
 // fails only when nothing can be measured at all.
 func Run(ctx context.Context, opts Options) (*Results, error) {
@@ -82,9 +95,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(progress, format+"\n", args...) }
 	opts.Tasks, opts.Concurrency = max(opts.Tasks, 1), max(opts.Concurrency, 1)
-
-	res := &Results{Date: started.UTC(), Version: opts.Version, Commit: commit(), Tasks: opts.Tasks,
-		Concurrency: opts.Concurrency, Machine: describeMachine()}
+	if opts.ThroughputTasks <= 0 {
+		opts.ThroughputTasks = opts.Tasks
+	}
+	if opts.Commit == "" {
+		opts.Commit = buildCommit()
+	}
+	res := &Results{Date: started.UTC(), Version: opts.Version, Commit: opts.Commit, Tasks: opts.Tasks,
+		ThroughputTasks: opts.ThroughputTasks, Concurrency: opts.Concurrency, Machine: describeMachine()}
 	in, err := describeInterpreter(ctx, opts.Interpreter, []string{"numpy", "pandas"})
 	if err != nil {
 		return nil, err
@@ -102,7 +120,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err := os.Chmod(cacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	h := &host{binary: opts.Binary, interpreter: in.Path, cacheDir: cacheDir}
+	deny, err := benchBuiltinsDeny(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &host{binary: opts.Binary, interpreter: in.Path, cacheDir: cacheDir, builtinsDeny: deny}
 
 	setups := pyrunnerSetups(h)
 	setups = append(setups, officialSetup(h, opts.Official))
@@ -149,7 +171,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	eta := newEstimator(scenarios, setups, opts)
 	logf("Measuring %d scenarios × %d setups, %d tasks at concurrency 1 and %d at %d after warm-up; about %s",
-		len(scenarios), len(setups), opts.Tasks, opts.Tasks, opts.Concurrency, eta.left().Round(10*time.Second))
+		len(scenarios), len(setups), opts.Tasks, opts.ThroughputTasks, opts.Concurrency, eta.left().Round(10*time.Second))
 	for _, sc := range scenarios {
 		var reference *referenceResult
 		for _, s := range setups {
@@ -207,7 +229,7 @@ func measureCell(ctx context.Context, s Setup, sc Scenario, opts Options, refere
 			return cell
 		}
 		if cell.Warmup == 0 {
-			cell.Mismatch = compareResult(reference, s.Key, result)
+			cell.ComparedWith, cell.Mismatch = compareResult(reference, s.Key, result)
 		}
 		cell.Warmup++
 	}
@@ -231,10 +253,13 @@ func measureCell(ctx context.Context, s Setup, sc Scenario, opts Options, refere
 
 	var once sync.Once
 	run := func(int) (time.Duration, bool) {
+		started := time.Now()
 		d, _, err := t.Run(ctx, false)
 		if err != nil {
 			once.Do(func() { cell.FirstError = excerpt.Of(err.Error()) })
-			return d, false
+			// Its time to the failure, not a zero that would pull the
+			// percentiles down.
+			return time.Since(started), false
 		}
 		return d, true
 	}
@@ -245,7 +270,7 @@ func measureCell(ctx context.Context, s Setup, sc Scenario, opts Options, refere
 	if pid > 0 && faultErr == nil && faultErr2 == nil {
 		cell.FaultsPerTask = float64(after-before) / float64(opts.Tasks)
 	}
-	c4 := loadgen.ClosedLoop(opts.Tasks, opts.Concurrency, run)
+	c4 := loadgen.ClosedLoop(opts.ThroughputTasks, opts.Concurrency, run)
 	cell.C1, cell.C4 = &c1, &c4
 	return cell
 }
@@ -257,22 +282,24 @@ func treeMinor(pid int) (uint64, error) {
 	return faults.TreeMinor(pid)
 }
 
-// compareResult sets the reference from the first result it is given and
-// says how a later one differs from it ("" when equal). Results compare as
-// JSON values: Pyodide's 11 and CPython's 11.0 are the same number.
-func compareResult(reference **referenceResult, setup string, raw json.RawMessage) string {
+// compareResult sets the reference from the first result it is given; for
+// a later one it returns the reference's setup and how the result differs
+// from the reference's ("" when equal). Results compare as JSON values:
+// Pyodide's 11 and CPython's 11.0 are the same number.
+func compareResult(reference **referenceResult, setup string, raw json.RawMessage) (with, mismatch string) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return fmt.Sprintf("the result is not JSON: %v", err)
+		return "", fmt.Sprintf("the result is not JSON: %v", err)
 	}
 	if *reference == nil {
 		*reference = &referenceResult{setup: setup, value: v}
-		return ""
+		return "", ""
 	}
+	with = (*reference).setup
 	if reflect.DeepEqual((*reference).value, v) {
-		return ""
+		return with, ""
 	}
-	return fmt.Sprintf("the result differs from %s's: %s", (*reference).setup, excerpt.Of(string(raw)))
+	return with, fmt.Sprintf("the result differs from %s's: %s", with, excerpt.Of(string(raw)))
 }
 
 func (c *Cell) summary() string {
@@ -347,7 +374,7 @@ func (e *estimator) predict(sc Scenario, s Setup) time.Duration {
 		perTask += imports / 50
 	}
 	spread := float64(min(e.opts.Concurrency, runtime.NumCPU()))
-	tasks := float64(e.opts.Tasks) * (1 + 1/spread)
+	tasks := float64(e.opts.Tasks) + float64(e.opts.ThroughputTasks)/spread
 	return 3*time.Second + time.Duration(perTask*tasks)*time.Millisecond + min(2*time.Second, time.Duration(perTask*20)*time.Millisecond)
 }
 
@@ -381,7 +408,7 @@ func ms(v float64) string {
 	}
 }
 
-// defaultCacheDir is where Pyodide is installed: PYRUNNER_BENCH_CACHE, or
+// DefaultCacheDir is where Pyodide is installed: PYRUNNER_BENCH_CACHE, or
 // pyrunner-bench under the user's cache directory.
 func DefaultCacheDir() string {
 	if dir := os.Getenv("PYRUNNER_BENCH_CACHE"); dir != "" {

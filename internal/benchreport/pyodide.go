@@ -113,7 +113,7 @@ func startPyodide(ctx context.Context, node, pkg string, sc Scenario, info *Pyod
 	if err := os.WriteFile(harness, pyodideHarness, 0o644); err != nil {
 		return nil, err
 	}
-	t, greeting, err := startHarness([]string{node, harness, pkg}, sc)
+	t, greeting, err := startHarness(ctx, []string{node, harness, pkg}, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package benchreport
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +35,8 @@ func (r *Results) Write(dir string) ([]string, error) {
 const baseline = "direct"
 
 // best is the pyrunner setup (other than direct execution) with the
-// lowest median for the scenario, or nil.
+// lowest median for the scenario, among those whose tasks all succeeded
+// with the right result; nil if none.
 func (r *Results) best(scenario string, isolatedOnly bool) (*Cell, *SetupInfo) {
 	var bc *Cell
 	var bs *SetupInfo
@@ -45,7 +45,7 @@ func (r *Results) best(scenario string, isolatedOnly bool) (*Cell, *SetupInfo) {
 		if !s.Pyrunner || s.Key == baseline || (isolatedOnly && s.Key == "reuse") {
 			continue
 		}
-		if c := r.cell(scenario, s.Key); c != nil && c.Measured() && (bc == nil || c.C1.P50ms < bc.C1.P50ms) {
+		if c := r.cell(scenario, s.Key); c.sound() && (bc == nil || c.C1.P50ms < bc.C1.P50ms) {
 			bc, bs = c, s
 		}
 	}
@@ -96,9 +96,9 @@ func (r *Results) Markdown() string {
 		p("- %s\n", line)
 	}
 	p("\n## Every cell\n\n")
-	p("p50, p95 and p99 of the %d tasks at concurrency 1; throughput at concurrency 1 and %d (%d tasks each); "+
-		"minor page faults per task of the runner and its processes (pyrunner only: the figure that does "+
-		"not depend on the machine's speed).\n\n", r.Tasks, r.Concurrency, r.Tasks)
+	p("p50, p95 and p99 of the %d tasks at concurrency 1 and their throughput; the throughput of %d more at "+
+		"concurrency %d; minor page faults per task of the runner and its processes during the first %d (pyrunner "+
+		"only: the figure that does not depend on the machine's speed).\n\n", r.Tasks, r.ThroughputTasks, r.Concurrency, r.Tasks)
 	p("| Scenario | Setup | p50 | p95 | p99 | tasks/s (c=1) | tasks/s (c=%d) | faults/task | warm-up | result |\n", r.Concurrency)
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range r.Cells {
@@ -109,9 +109,9 @@ func (r *Results) Markdown() string {
 		if c.FaultsPerTask > 0 {
 			faults = faultsText(c.FaultsPerTask)
 		}
-		check := "same as " + r.Cells[r.firstMeasured(c.Scenario)].Setup
-		if r.Cells[r.firstMeasured(c.Scenario)].Setup == c.Setup {
-			check = "reference"
+		check := "reference"
+		if c.ComparedWith != "" {
+			check = "same as " + c.ComparedWith
 		}
 		if c.Mismatch != "" {
 			check = "**" + c.Mismatch + "**"
@@ -237,11 +237,20 @@ func ratioText(other, best, isolated *Cell) string {
 	if other == nil || !other.Measured() {
 		return "—"
 	}
-	text := fmt.Sprintf("%.1fx", other.C1.P50ms/best.C1.P50ms)
+	text := times(other.C1.P50ms / best.C1.P50ms)
 	if isolated != nil && isolated != best {
-		text += fmt.Sprintf(" [%.1fx]", other.C1.P50ms/isolated.C1.P50ms)
+		text += " [" + times(other.C1.P50ms/isolated.C1.P50ms) + "]"
 	}
 	return text
+}
+
+// times is a ratio as "12.3x", or "0.15x" below 1, where one decimal
+// would blur 6.7 times slower into "0.1x".
+func times(f float64) string {
+	if f < 1 {
+		return fmt.Sprintf("%.2fx", f)
+	}
+	return fmt.Sprintf("%.1fx", f)
 }
 
 // reading is the numbers in plain words: per scenario, how the best
@@ -255,7 +264,7 @@ func (r *Results) reading() []string {
 		}
 		bc, bs := r.best(sc.Key, false)
 		if bc == nil {
-			lines = append(lines, fmt.Sprintf("%s: no pyrunner setup measured it.", sc.Title))
+			lines = append(lines, fmt.Sprintf("%s: no pyrunner setup ran it without a failure or a wrong result.", sc.Title))
 			continue
 		}
 		line := fmt.Sprintf("**%s**: fastest in %s at %s.", sc.Title, strings.ToLower(shortTitle(*bs)), ms(bc.C1.P50ms))
@@ -292,28 +301,51 @@ func (r *Results) reading() []string {
 			}
 			line += "."
 		}
-		if ic, is := r.best(sc.Key, true); ic != nil && ic != bc && pyo != nil && pyo.Measured() {
-			f := pyo.C1.P50ms / ic.C1.P50ms
-			line += fmt.Sprintf(" Isolated (pyrunner's default: a fresh process per task), the best is %s at %s, %s Pyodide",
-				strings.ToLower(shortTitle(*is)), ms(ic.C1.P50ms), fasterText(f)+" than")
-			if f < 5 && ic.FaultsPerTask > 0 {
-				line += fmt.Sprintf(": each task is a process forked from a warm zygote, and its %s minor page faults per task "+
-					"cost what a page fault costs on this machine", faultsText(ic.FaultsPerTask))
-			}
-			line += "."
+		if ic, is := r.best(sc.Key, true); ic != nil && ic != bc {
+			line += r.isolatedReading(ic, is, bc, direct, pyo)
 		}
 		lines = append(lines, line)
 	}
 	return lines
 }
 
-func (r *Results) firstMeasured(scenario string) int {
-	for i, c := range r.Cells {
-		if c.Scenario == scenario && c.Measured() {
-			return i
+// isolatedReading compares the best isolated setup (ic) with direct
+// execution and Pyodide, and where it is under 5x, says what an isolated
+// task pays that the fastest setup (bc, reuse) does not.
+func (r *Results) isolatedReading(ic *Cell, is *SetupInfo, bc, direct, pyo *Cell) string {
+	line := fmt.Sprintf(" Isolated (pyrunner's default: a fresh process per task), the best is %s at %s",
+		strings.ToLower(shortTitle(*is)), ms(ic.C1.P50ms))
+	var parts []string
+	under := false
+	for _, other := range []struct {
+		c    *Cell
+		name string
+	}{{direct, "direct execution"}, {pyo, "Pyodide " + PyodideN8N}} {
+		if other.c.sound() {
+			f := other.c.C1.P50ms / ic.C1.P50ms
+			parts = append(parts, fasterText(f)+" than "+other.name)
+			under = under || f < 5
 		}
 	}
-	return -1
+	if len(parts) > 0 {
+		line += ": " + strings.Join(parts, " and ")
+	}
+	if under && ic.FaultsPerTask > 0 {
+		line += fmt.Sprintf(". Where that is under 5x: each isolated task is a process forked from a warm zygote, with %s minor page "+
+			"faults per task against %s in %s, and it takes %s more than a %s task here",
+			faultsText(ic.FaultsPerTask), faultsText(bc.FaultsPerTask), r.setupTitle(bc.Setup), ms(ic.C1.P50ms-bc.C1.P50ms),
+			r.setupTitle(bc.Setup))
+	}
+	return line + "."
+}
+
+func (r *Results) setupTitle(key string) string {
+	for _, s := range r.Setups {
+		if s.Key == key {
+			return strings.ToLower(shortTitle(s))
+		}
+	}
+	return key
 }
 
 // shortTitles are the setups' column headings.
@@ -341,94 +373,6 @@ func orUnknown(s string) string {
 // mdEscape keeps a free text from breaking a table row.
 func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
-}
-
-// Chart is benchmark-chart.svg: the founding table's medians as grouped
-// bars on a log scale, a group per scenario, a bar per measured setup.
-func (r *Results) Chart() string {
-	const (
-		width, height        = 860, 420
-		left, right, top     = 70, 20, 50
-		bottom               = 90
-		plotW, plotH         = width - left - right, height - top - bottom
-		barGap, groupPadding = 2.0, 16.0
-	)
-	colours := []string{"#9e9e9e", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#e15759", "#edc948", "#76b7b2"}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, c := range r.Cells {
-		if c.Measured() && c.C1.P50ms > 0 {
-			lo, hi = math.Min(lo, c.C1.P50ms), math.Max(hi, c.C1.P50ms)
-		}
-	}
-	var b strings.Builder
-	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
-	p(`<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
-	p(`<text x="%d" y="20" font-size="15" font-weight="bold">Median latency per task (ms, log scale, lower is better)</text>`+"\n", left)
-	if math.IsInf(lo, 1) {
-		p(`<text x="%d" y="%d">nothing measured</text>`+"\n</svg>\n", left, top+plotH/2)
-		return b.String()
-	}
-	// Decades from below the fastest to above the slowest.
-	minExp, maxExp := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-	if maxExp == minExp {
-		maxExp++
-	}
-	y := func(v float64) float64 {
-		return top + plotH - (math.Log10(v)-minExp)/(maxExp-minExp)*plotH
-	}
-	for e := minExp; e <= maxExp; e++ {
-		v := math.Pow(10, e)
-		p(`<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, width-right, y(v), y(v))
-		p(`<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, trimFloat(v))
-	}
-	p(`<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>`+"\n", left, width-right, top+plotH, top+plotH)
-	groupW := float64(plotW) / float64(max(len(r.Scenarios), 1))
-	barW := (groupW - 2*groupPadding) / float64(max(len(r.Setups), 1))
-	for gi, sc := range r.Scenarios {
-		x0 := float64(left) + float64(gi)*groupW + groupPadding
-		for si, s := range r.Setups {
-			c := r.cell(sc.Key, s.Key)
-			x := x0 + float64(si)*barW
-			if c != nil && strings.HasPrefix(c.Skipped, "not loadable") {
-				// No bar, and why, written up the bar's place.
-				p(`<text transform="translate(%.1f %d) rotate(-90)" font-size="10" fill="#888">not loadable offline</text>`+"\n",
-					x+barW/2+3, top+plotH-4)
-			}
-			if c == nil || !c.Measured() {
-				continue
-			}
-			yv := y(c.C1.P50ms)
-			p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s, %s: %s</title></rect>`+"\n",
-				x+barGap/2, yv, barW-barGap, float64(top+plotH)-yv, colours[si%len(colours)], xmlEscape(sc.Title), xmlEscape(shortTitle(s)), ms(c.C1.P50ms))
-		}
-		p(`<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x0+(groupW-2*groupPadding)/2, top+plotH+18, xmlEscape(sc.Title))
-	}
-	// Legend, in two rows under the axis.
-	perRow := (len(r.Setups) + 1) / 2
-	for si, s := range r.Setups {
-		lx := float64(left) + float64(si%max(perRow, 1))*float64(plotW)/float64(max(perRow, 1))
-		ly := float64(top+plotH+42) + float64(si/max(perRow, 1))*20
-		label := shortTitle(s)
-		if s.NotRun != "" {
-			label += " (not run)"
-		}
-		p(`<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/><text x="%.1f" y="%.1f">%s</text>`+"\n",
-			lx, ly-10, colours[si%len(colours)], lx+16, ly, xmlEscape(label))
-	}
-	p("</svg>\n")
-	return b.String()
-}
-
-func trimFloat(v float64) string {
-	if v >= 1 {
-		return fmt.Sprintf("%.0f", v)
-	}
-	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
-}
-
-func xmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
 
 // fasterText says how many times faster (f ≥ 1) or slower a setup is,

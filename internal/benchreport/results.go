@@ -19,18 +19,19 @@ import (
 // Results is everything a run measured and what it ran on:
 // benchmark-results.json.
 type Results struct {
-	Date        time.Time       `json:"date"`
-	Version     string          `json:"version"`
-	Commit      string          `json:"commit,omitempty"`
-	Machine     Machine         `json:"machine"`
-	Interpreter InterpreterInfo `json:"interpreter"`
-	Pyodide     []*PyodideInfo  `json:"pyodide,omitempty"`
-	Tasks       int             `json:"tasks_per_measurement"`
-	Concurrency int             `json:"throughput_concurrency"`
-	Setups      []SetupInfo     `json:"setups"`
-	Scenarios   []ScenarioInfo  `json:"scenarios"`
-	Cells       []Cell          `json:"cells"`
-	Seconds     float64         `json:"seconds"`
+	Date            time.Time       `json:"date"`
+	Version         string          `json:"version"`
+	Commit          string          `json:"commit,omitempty"`
+	Machine         Machine         `json:"machine"`
+	Interpreter     InterpreterInfo `json:"interpreter"`
+	Pyodide         []*PyodideInfo  `json:"pyodide,omitempty"`
+	Tasks           int             `json:"tasks_at_concurrency_1"`
+	ThroughputTasks int             `json:"tasks_at_throughput_concurrency"`
+	Concurrency     int             `json:"throughput_concurrency"`
+	Setups          []SetupInfo     `json:"setups"`
+	Scenarios       []ScenarioInfo  `json:"scenarios"`
+	Cells           []Cell          `json:"cells"`
+	Seconds         float64         `json:"seconds"`
 }
 
 // SetupInfo is a column.
@@ -111,9 +112,9 @@ print(json.dumps(out))`
 	return in, nil
 }
 
-// commit is the revision the binary was built from, when the build
-// recorded it.
-func commit() string {
+// buildCommit is the revision the binary was built from, when the build
+// recorded it (not with -buildvcs=false: the Makefile passes it instead).
+func buildCommit() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return ""

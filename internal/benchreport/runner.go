@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
+
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/config"
 	"github.com/pyrunner/pyrunner/internal/excerpt"
 )
 
@@ -19,25 +24,33 @@ import (
 // interpreter, a cache directory the task users can read, and the
 // sandbox settings every setup gets alike.
 type host struct {
-	binary      string
-	interpreter string
-	cacheDir    string
+	binary       string
+	interpreter  string
+	cacheDir     string
+	builtinsDeny string // see benchBuiltinsDeny
 }
 
-// benchBuiltinsDeny is n8n's default N8N_RUNNERS_BUILTINS_DENY without
-// open, which the file-operations scenario needs; every setup gets the
-// same list, so every scenario runs the same code under the same rules.
-const benchBuiltinsDeny = "eval,exec,compile,input,breakpoint,getattr,object,type,vars,setattr,delattr," +
-	"hasattr,dir,memoryview,__build_class__,globals,locals,license,help,credits,copyright"
+// benchBuiltinsDeny is the default N8N_RUNNERS_BUILTINS_DENY (n8n's, as
+// pyrunner's configuration has it) without open, which the file-operations
+// scenario needs. Every runner gets the same list, so every scenario runs
+// the same code under the same rules.
+func benchBuiltinsDeny(ctx context.Context) (string, error) {
+	cfg, err := config.LoadWithoutBroker(ctx, envconfig.MapLookuper(nil))
+	if err != nil {
+		return "", err
+	}
+	deny := slices.DeleteFunc(slices.Clone(cfg.Limits.BuiltinsDeny), func(name string) bool { return name == "open" })
+	return strings.Join(deny, ","), nil
+}
 
 // sandboxEnv is the allowlists every runner gets: the standard library,
 // numpy and pandas (with what they import themselves), no open() denied.
-func sandboxEnv() []string {
+func (h *host) sandboxEnv() []string {
 	return []string{
 		"N8N_RUNNERS_STDLIB_ALLOW=*",
 		"N8N_RUNNERS_EXTERNAL_ALLOW=numpy,pandas",
 		"N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS=true",
-		"N8N_RUNNERS_BUILTINS_DENY=" + benchBuiltinsDeny,
+		"N8N_RUNNERS_BUILTINS_DENY=" + h.builtinsDeny,
 		"N8N_RUNNERS_MAX_CONCURRENCY=5",
 		"N8N_RUNNERS_TASK_TIMEOUT=300",
 	}
@@ -66,7 +79,7 @@ func (h *host) startRunner(ctx context.Context, sc Scenario, argv, extra []strin
 	if err != nil {
 		return nil, fmt.Errorf("starting the fake broker: %w", err)
 	}
-	env := append(baseEnv(), sandboxEnv()...)
+	env := append(baseEnv(), h.sandboxEnv()...)
 	env = append(env, "N8N_RUNNERS_TASK_BROKER_URI="+b.URL(), "N8N_RUNNERS_LAUNCHER_LOG_LEVEL=WARNING",
 		"N8N_PYTHON_INTERPRETER="+h.interpreter, "N8N_PYTHON_CACHE_DIR="+h.cacheDir,
 		// The bench never installs anything: environments take the interpreter's own packages.

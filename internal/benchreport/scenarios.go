@@ -20,9 +20,6 @@ type Scenario struct {
 	// Preload is what the "cached environment" setup imports in its
 	// zygotes (N8N_PYTHON_PRELOAD).
 	Preload string
-	// Files marks the scenario that needs open(), which n8n's default
-	// N8N_RUNNERS_BUILTINS_DENY removes.
-	Files bool
 }
 
 // Scenarios are the founding document's five rows.
@@ -34,7 +31,7 @@ func Scenarios() []Scenario {
 		{Key: "pandas", Title: "pandas DataFrame", Code: pandasCode, Items: saleItems(1000),
 			Packages: []string{"pandas"}, Preload: "pandas"},
 		{Key: "json", Title: "JSON processing", Code: jsonCode, Items: documentItems(100), Preload: "json"},
-		{Key: "files", Title: "File operations", Code: filesCode, Items: fileItems(10), Preload: "os", Files: true},
+		{Key: "files", Title: "File operations", Code: filesCode, Items: fileItems(10), Preload: "os"},
 	}
 }
 

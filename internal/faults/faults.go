@@ -35,7 +35,7 @@ func TreeMinor(root int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, pid := range descendants(root) {
+	for _, pid := range Descendants(root) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			continue // gone since: counted in its parent's cminflt from now on
@@ -49,9 +49,9 @@ func TreeMinor(root int) (uint64, error) {
 	return total, nil
 }
 
-// descendants lists root's children, theirs, and so on, from the
+// Descendants lists root's children, theirs, and so on, from the
 // children files of every thread (a Go process forks from any of them).
-func descendants(root int) []int {
+func Descendants(root int) []int {
 	var out []int
 	queue := []int{root}
 	for len(queue) > 0 {
