@@ -25,9 +25,10 @@ func benchCommand(args []string, secrets bootstrap.Secrets) int {
 	tasks := fs.Int("n", 200, "tasks run one at a time after warm-up (latency percentiles, throughput at concurrency 1)")
 	throughputTasks := fs.Int("throughput-n", 100, "tasks then run -c at a time (throughput)")
 	concurrency := fs.Int("c", 4, "concurrency of the throughput measurement")
-	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run (calc,numpy,pandas,json,files); empty: all")
-	setups := fs.String("setups", "", "comma-separated setups to run (direct,pool,cached,reuse,official,pyodide-"+
-		benchreport.PyodideN8N+",pyodide-"+benchreport.PyodideNewest+",cpython); empty: all")
+	var scenarios, setups config.List
+	fs.Func("scenarios", "comma-separated scenarios to run (calc,numpy,pandas,json,files); empty: all", scenarios.EnvDecode)
+	fs.Func("setups", "comma-separated setups to run (direct,pool,cached,reuse,official,pyodide-"+
+		benchreport.PyodideN8N+",pyodide-"+benchreport.PyodideNewest+",cpython); empty: all", setups.EnvDecode)
 	render := fs.String("render", "", "measure nothing: write the report and chart of this benchmark-results.json again")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pyrunner bench [flags]\n\nMeasures five Code-node scenarios in pyrunner's setups, in a warm Pyodide and (with\nPYRUNNER_BENCH_OFFICIAL_RUNNER) in n8n's official Python runner, and writes the report.\nTasks run on N8N_PYTHON_INTERPRETER's Python, chosen as `pyrunner run` chooses it.\n\n")
@@ -63,7 +64,7 @@ func benchCommand(args []string, secrets bootstrap.Secrets) int {
 	}
 	res, err := benchreport.Run(ctx, benchreport.Options{
 		Binary: self, Interpreter: interpreter, Tasks: *tasks, ThroughputTasks: *throughputTasks, Concurrency: *concurrency,
-		Scenarios: splitList(*scenarios), Setups: splitList(*setups),
+		Scenarios: scenarios, Setups: setups,
 		Official: os.Getenv("PYRUNNER_BENCH_OFFICIAL_RUNNER"), CacheDir: benchreport.DefaultCacheDir(),
 		Pyodide: []string{benchreport.PyodideN8N, benchreport.PyodideNewest}, Version: version, Commit: commit, Progress: os.Stdout,
 	})
@@ -104,14 +105,4 @@ func benchInterpreter(ctx context.Context, secrets bootstrap.Secrets) (string, e
 		return "", err
 	}
 	return in.Executable, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
 }

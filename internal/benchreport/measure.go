@@ -234,23 +234,6 @@ func measureCell(ctx context.Context, s Setup, sc Scenario, opts Options, refere
 		cell.Warmup++
 	}
 
-	// Then a round at the throughput measurement's concurrency, so that
-	// the processes it needs exist and are warm too.
-	var mu sync.Mutex
-	warm := loadgen.ClosedLoop(3*opts.Concurrency, opts.Concurrency, func(int) (time.Duration, bool) {
-		d, _, err := t.Run(ctx, false)
-		if err != nil {
-			mu.Lock()
-			cell.Error = "warm-up: " + excerpt.Of(err.Error())
-			mu.Unlock()
-		}
-		return d, err == nil
-	})
-	cell.Warmup += warm.Tasks
-	if cell.Error != "" {
-		return cell
-	}
-
 	var once sync.Once
 	run := func(int) (time.Duration, bool) {
 		started := time.Now()
@@ -262,6 +245,14 @@ func measureCell(ctx context.Context, s Setup, sc Scenario, opts Options, refere
 			return time.Since(started), false
 		}
 		return d, true
+	}
+	// Then a round at the throughput measurement's concurrency, so that
+	// the processes it needs exist and are warm too.
+	warm := loadgen.ClosedLoop(3*opts.Concurrency, opts.Concurrency, run)
+	cell.Warmup += warm.Tasks
+	if warm.Failed > 0 {
+		cell.Error = "warm-up: " + cell.FirstError
+		return cell
 	}
 	pid := t.PID()
 	before, faultErr := treeMinor(pid)
