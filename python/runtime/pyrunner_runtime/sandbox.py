@@ -102,6 +102,9 @@ def prepare_process(cfg) -> None:
     before it forks, so its tasks inherit all this. N8N_BLOCK_RUNNER_ENV_ACCESS is
     child.prepare's: it clears os.environ before this runs.
     """
+    global _prepared
+    if _prepared is cfg and sandbox_imports.unchanged_since_prune():
+        return  # a zygote's task process: everything below is done and inherited
     policy = policy_for(cfg)
     sandbox_imports.prune_modules(policy, bool(cfg.allow_transitive_imports))
     views = sandbox_builtins.views(cfg)
@@ -116,6 +119,13 @@ def prepare_process(cfg) -> None:
     if views is not None:
         source_files_only(linecache)
         views.prepare()
+    _prepared = cfg
+
+
+# The configuration prepare_process last prepared this process for. Every step above is
+# idempotent, but each walks objects shared with the zygote, and each object it touches is a
+# copy-on-write page fault in a forked task process: the zygote's tasks skip them all.
+_prepared = None
 
 
 def prepare_zygote(cfg) -> None:

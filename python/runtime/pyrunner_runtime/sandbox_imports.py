@@ -237,6 +237,9 @@ def prune_modules(policy, transitive: bool = False) -> None:
     allowlist (every loaded non-stdlib module for "*"), and their submodules; never
     pyrunner_runtime, whose modules keep their own references and need no entry.
     """
+    global _pruned
+    if _pruned is not None and _pruned[:2] == (policy, transitive) and unchanged_since_prune():
+        return
     stdlib = sys.stdlib_module_names
     keep = set(_ALWAYS_KEPT | _INTERPRETER)
     keep.update(stdlib if policy.stdlib_all else policy.stdlib)
@@ -249,6 +252,25 @@ def prune_modules(policy, transitive: bool = False) -> None:
     for name in list(_modules):
         if name.partition(".")[0] == "pyrunner_runtime" or not _kept(name, keep):
             del _modules[name]
+    _pruned = (policy, transitive, len(_modules), _last_name())
+
+
+# What the last prune left: its policy, and how many modules with which one last. An import
+# adds its module at the end of sys.modules (a dict keeps insertion order), and before user code
+# runs nothing but a prune removes one; so a task process forked after its zygote's prune, with
+# the same count and the same last name, holds exactly what that prune left, and pruning again
+# would only write to the reference count of every module name: with the allowlists at "*", about
+# 100 copy-on-write page faults in each task process.
+_pruned = None
+
+
+def unchanged_since_prune() -> bool:
+    """Whether sys.modules holds what the last prune left (False before any prune)."""
+    return _pruned is not None and _pruned[2:] == (len(_modules), _last_name())
+
+
+def _last_name():
+    return next(reversed(_modules), None)
 
 
 def _kept(name: str, keep) -> bool:

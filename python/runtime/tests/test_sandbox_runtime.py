@@ -55,6 +55,26 @@ def in_task_process(cfg, *settings, path=None):
     return json.loads(data)
 
 
+def in_forked(fn):
+    """fn()'s JSON-able value, computed in a forked child, or {"crash": ...}."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            data = json.dumps(fn()).encode()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            data = json.dumps({"crash": repr(exc)}).encode()
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as inp:
+        data = inp.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
 def run_one(cfg, code, path=None, mode="all", items=None):
     return in_task_process(cfg, task(code, mode, items), path=path)[0]
 
@@ -311,6 +331,29 @@ class ProcessStateTest(Assertions):
         # Without transitive imports the dependency is pruned, and not importable.
         reply = run_one(Config(external_allow=("prepkg",)), code)
         self.assertEqual(reply["op"], "error", reply)
+
+    def test_a_task_process_prepared_again_prunes_what_was_imported_since(self):
+        # The zygote prepares, then forks: the task process prepares again, and must drop
+        # what was imported in between, while skipping all work when nothing was.
+        cfg = Config(stdlib_allow=("json",))
+
+        def zygote_then_task():
+            sandbox.prepare_process(cfg)
+            pruned_once = "collections" not in sys.modules
+            import csv  # noqa: F401 - not allowed, imported after the zygote's prune
+            sandbox.prepare_process(cfg)
+            return [pruned_once, "csv" in sys.modules]
+
+        self.assertEqual(in_forked(zygote_then_task), [True, False])
+
+        def nothing_imported_since():
+            sandbox.prepare_process(cfg)
+            sandbox_imports._kept = None  # a second prune would call it
+            sandbox.prepare_process(cfg)
+            sandbox_imports.prune_modules(sandbox.policy_for(cfg))
+            return "skipped"
+
+        self.assertEqual(in_forked(nothing_imported_since), "skipped")
 
     def test_prepare_process_leaves_the_environment_to_child_prepare(self):
         code = "import os\nreturn 'PATH' in os.environ"
