@@ -22,9 +22,11 @@ def _recv_exact(sock, size: int) -> bytearray:
     return buf
 
 
-def read_frame(sock) -> bytes:
+def read_frame(sock) -> bytearray:
+    """The next frame's payload, in the buffer it was received into: json.loads takes it as it
+    is, and a copy of a task's items costs as many page faults as the items' text has pages."""
     (size,) = _HEADER.unpack(_recv_exact(sock, 4))
-    return bytes(_recv_exact(sock, size)) if size else b""
+    return _recv_exact(sock, size)
 
 
 def write_frame(sock, payload: bytes) -> None:
