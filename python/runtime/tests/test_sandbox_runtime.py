@@ -33,36 +33,24 @@ def task(code, mode="all", items=None):
 
 def in_task_process(cfg, *settings, path=None):
     """Replies of run_task for each settings, run in turn in one forked, prepared process."""
+    def replies():
+        if path:
+            sys.path.insert(0, path)
+        sandbox.prepare_process(cfg)
+        return [run_task(s, cfg) for s in settings]
+
+    out = in_forked(replies, default=repr)
+    return [{"op": "crash", "error": out["crash"]}] if isinstance(out, dict) else out
+
+
+def in_forked(fn, default=None):
+    """fn()'s value, computed in a forked child and sent back as JSON, or {"crash": ...}."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the test runner
         try:
             os.close(read_end)
-            if path:
-                sys.path.insert(0, path)
-            sandbox.prepare_process(cfg)
-            replies = [run_task(s, cfg) for s in settings]
-            data = json.dumps(replies, default=repr).encode()
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            data = json.dumps([{"op": "crash", "error": repr(exc)}]).encode()
-        with os.fdopen(write_end, "wb") as out:
-            out.write(data)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as inp:
-        data = inp.read()
-    os.waitpid(pid, 0)
-    return json.loads(data)
-
-
-def in_forked(fn):
-    """fn()'s JSON-able value, computed in a forked child, or {"crash": ...}."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            data = json.dumps(fn()).encode()
+            data = json.dumps(fn(), default=default).encode()
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             data = json.dumps({"crash": repr(exc)}).encode()
         with os.fdopen(write_end, "wb") as out:
