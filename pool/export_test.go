@@ -2,9 +2,14 @@ package pool
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/python"
 )
 
 // TestZygote is a zygote on its own, for tests of its control protocol.
@@ -58,4 +63,53 @@ func (tz TestZygote) ExitSignal(t testing.TB, pid int, wait time.Duration) sysca
 		t.Fatalf("task process %d still running after %s", pid, wait)
 	}
 	return exit.status.signal
+}
+
+// SpawnAtOnce asks for n task processes at once, as the maintainer may,
+// runs settings in each on the channel its spawn handed over, and returns
+// the pid each spawn reported with the result that process sent.
+func (tz TestZygote) SpawnAtOnce(t testing.TB, n int, settings json.RawMessage) (pids []int, results []string) {
+	t.Helper()
+	pids, results = make([]int, n), make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := tz.z.spawn(context.Background(), 1)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer p.conn.Close()
+			pids[i] = p.pid
+			if err := awaitReady(p, readyTimeout); err != nil {
+				errs[i] = err
+				return
+			}
+			if err := python.WriteFrame(p.conn, python.TaskFrame(fmt.Sprint(i), settings, python.TaskFlags{})); err != nil {
+				errs[i] = err
+				return
+			}
+			frame, err := python.ReadFrame(p.conn, 1<<20)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			reply, err := python.DecodeReply(frame, 0)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			results[i] = string(reply.Result)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pids, results
 }

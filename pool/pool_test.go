@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -471,6 +472,25 @@ func TestKillReachesOnlySpawnItNames(t *testing.T) {
 	}
 	if sig := z.ExitSignal(t, pid, testWait); sig != syscall.SIGTERM {
 		t.Fatalf("the task process ended by %v, want SIGTERM: the kill for another spawn reached it", sig)
+	}
+}
+
+// TestZygoteForksQueuedSpawnsTogether: spawn requests that reach the zygote
+// at once are forked back to back and answered together; each reported pid
+// is the process on the channel that request handed over.
+func TestZygoteForksQueuedSpawnsTogether(t *testing.T) {
+	z := pool.StartTestZygote(t, pooltest.Spec(t))
+	const n = 4
+	pids, results := z.SpawnAtOnce(t, n, settings(t, "import os\nreturn [{'json': {'pid': os.getpid()}}]", "runOnceForAllItems", []any{}))
+	seen := map[int]bool{}
+	for i, pid := range pids {
+		if want := fmt.Sprintf(`[{"json":{"pid":%d}}]`, pid); results[i] != want {
+			t.Errorf("spawn %d reported pid %d, but the process on its channel answered %s", i, pid, results[i])
+		}
+		if seen[pid] {
+			t.Errorf("pid %d reported twice", pid)
+		}
+		seen[pid] = true
 	}
 }
 

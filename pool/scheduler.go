@@ -66,8 +66,8 @@ type scheduler struct {
 	freshRate rateMeter
 	// spawnTime is a moving average of spawn request to ready.
 	spawnTime time.Duration
-	// inflight counts spawn requests under way, per zygote slot (one per
-	// zygote at most) and in all; after failures, no spawn before
+	// inflight counts spawn requests under way, per zygote slot
+	// (spawnsInFlight at most) and in all; after failures, no spawn before
 	// backoffUntil.
 	inflight      map[*zygoteSlot]int
 	inflightTotal int

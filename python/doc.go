@@ -55,7 +55,9 @@
 // Landlock ABI its task processes will use, 0 for none) or "failed" with
 // the reason. A "spawn" packet carries the new task process's channel as an
 // SCM_RIGHTS descriptor and "maxTasks" (1 in isolated mode); the zygote
-// answers "spawned" with the process's pid, or "spawnfailed". "kill"
+// answers "spawned" with the process's pid, or "spawnfailed". Go may have
+// several spawns under way; the zygote reads every packet queued and forks
+// for all of them back to back, then answers each. "kill"
 // signals the process group of pid if pid is still the zygote's unreaped
 // child and was forked for spawn request id: a pid the kernel gave another
 // process is never hit, nor one this zygote reaped and gave its next

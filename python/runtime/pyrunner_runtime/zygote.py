@@ -41,11 +41,12 @@ def _send(ctl: socket.socket, msg) -> None:
         raise GoHungUp() from exc
 
 
-def _recv(ctl: socket.socket):
-    """One packet and the descriptors that came with it; (None, []) when Go hung up."""
+def _recv(ctl: socket.socket, flags: int = 0):
+    """One packet and the descriptors that came with it; (None, []) when Go hung up. With
+    MSG_DONTWAIT, BlockingIOError when none is queued."""
     fds = array.array("i")
     try:
-        data, ancdata, _flags, _addr = ctl.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(4 * fds.itemsize))
+        data, ancdata, _flags, _addr = ctl.recvmsg(_MAX_PACKET, socket.CMSG_SPACE(4 * fds.itemsize), flags)
     except ConnectionResetError:
         return None, []
     for level, kind, payload in ancdata:
@@ -89,32 +90,48 @@ class Zygote:
         # so that we can kill them.
         hardening.prctl(hardening.PR_SET_CHILD_SUBREAPER, 1)
 
-    def spawn(self, msg: dict, fds: list) -> None:
-        if len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "expected one descriptor"})
-            return
-        chan = fds[0]
-        if self.own_uids and not self.free_uids:
-            os.close(chan)
-            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "no free task uid"})
-            return
-        uid = self.free_uids.popleft() if self.own_uids else self.cfg.task_uid
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            os.close(chan)
-            if self.own_uids:
-                self.free_uids.append(uid)
-            _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": str(exc)})
-            return
-        if pid == 0:
-            self._become_task_process(chan, int(msg.get("maxTasks", 1)), uid)
-        os.close(chan)  # only that child may hold it
-        self.children[pid] = uid if self.own_uids else -1
-        self.spawn_ids[pid] = msg.get("id")
-        _send(self.ctl, _spawned(msg.get("id"), pid))
+    def spawn_all(self, requests: list) -> None:
+        """Forks a task process for each (spawn message, descriptors) and answers each.
+
+        The forks come back to back, with the checks before and the answers after them: after
+        a fork every page the zygote writes is a copy-on-write fault, and between two of these
+        forks it writes only the few this loop touches, not the hundred and more of a round of
+        its main loop."""
+        ready = []
+        for msg, fds in requests:
+            if len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "expected one descriptor"})
+                continue
+            if self.own_uids and not self.free_uids:
+                os.close(fds[0])
+                _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "no free task uid"})
+                continue
+            uid = self.free_uids.popleft() if self.own_uids else self.cfg.task_uid
+            ready.append((msg.get("id"), fds[0], int(msg.get("maxTasks", 1)), uid))
+        forked = []
+        for spawn_id, chan, max_tasks, uid in ready:
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                pid = exc
+            if pid == 0:
+                self._become_task_process(chan, max_tasks, uid)
+            forked.append(pid)
+        answers = []
+        for (spawn_id, chan, _max_tasks, uid), pid in zip(ready, forked):
+            os.close(chan)  # only that child may hold it
+            if isinstance(pid, OSError):
+                if self.own_uids:
+                    self.free_uids.append(uid)
+                answers.append({"op": "spawnfailed", "id": spawn_id, "error": str(pid)})
+                continue
+            self.children[pid] = uid if self.own_uids else -1
+            self.spawn_ids[pid] = spawn_id
+            answers.append(_spawned(spawn_id, pid))
+        for answer in answers:  # every child known before Go can hang up on one
+            _send(self.ctl, answer)
 
     def _become_task_process(self, chan: int, max_tasks: int, uid: int) -> None:
         try:
@@ -237,7 +254,6 @@ class Zygote:
     def loop(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, _wake)
-        handlers = {"spawn": self.spawn, "kill": lambda msg, fds: self.kill(msg)}
         while True:
             try:
                 readable, _, _ = select.select([self.ctl, self.wake_r], [], [])
@@ -246,15 +262,27 @@ class Zygote:
             if self.wake_r in readable:
                 self.reap()
             if self.ctl in readable:
-                msg, fds = _recv(self.ctl)
-                if msg is None:
-                    self.shutdown()
-                handler = handlers.get(msg.get("op"))
-                if handler is None:
+                # Everything queued, the spawns gathered to be forked together.
+                spawns = []
+                flags = 0
+                while True:
+                    try:
+                        msg, fds = _recv(self.ctl, flags)
+                    except BlockingIOError:
+                        break
+                    flags = socket.MSG_DONTWAIT
+                    if msg is None:
+                        self.shutdown()
+                    op = msg.get("op")
+                    if op == "spawn":
+                        spawns.append((msg, fds))
+                        continue
                     for fd in fds:
                         os.close(fd)
-                    continue
-                handler(msg, fds)
+                    if op == "kill":
+                        self.kill(msg)
+                if spawns:
+                    self.spawn_all(spawns)
 
 
 def _wake(_signum, _frame) -> None:
