@@ -16,7 +16,7 @@ import (
 // The zygote forks all it finds queued back to back: after a fork, every
 // page the zygote writes costs it a copy-on-write fault, and its loop
 // touches about 150 pages per round, so a round of several forks pays them
-// once (isolated, c=4, on the 2-core VM: 659 -> 586 faults per task).
+// once (isolated, c=4, on the 2-core VM: about 650 -> 583 faults per task).
 const spawnsInFlight = 4
 
 // failingAfter is how many process starts in a row may fail before the
