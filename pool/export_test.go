@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -65,11 +66,17 @@ func (tz TestZygote) ExitSignal(t testing.TB, pid int, wait time.Duration) sysca
 	return exit.status.signal
 }
 
-// SpawnAtOnce asks for n task processes at once, as the maintainer may,
-// runs settings in each on the channel its spawn handed over, and returns
-// the pid each spawn reported with the result that process sent.
+// SpawnAtOnce asks for n task processes at once, as the maintainer may:
+// the zygote is stopped until all n requests are written, so that it finds
+// them queued together. It runs settings in each process on the channel
+// its spawn handed over, and returns the pid each spawn reported with the
+// result that process sent.
 func (tz TestZygote) SpawnAtOnce(t testing.TB, n int, settings json.RawMessage) (pids []int, results []string) {
 	t.Helper()
+	zygote := tz.z.cmd.Process
+	if err := zygote.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	pids, results = make([]int, n), make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -77,39 +84,55 @@ func (tz TestZygote) SpawnAtOnce(t testing.TB, n int, settings json.RawMessage) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := tz.z.spawn(context.Background(), 1)
-			if err != nil {
-				errs[i] = err
-				return
+			pids[i], results[i], errs[i] = tz.spawnAndRun(i, settings)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("spawn %d: %w", i, errs[i])
 			}
-			defer p.conn.Close()
-			pids[i] = p.pid
-			if err := awaitReady(p, readyTimeout); err != nil {
-				errs[i] = err
-				return
-			}
-			if err := python.WriteFrame(p.conn, python.TaskFrame(fmt.Sprint(i), settings, python.TaskFlags{})); err != nil {
-				errs[i] = err
-				return
-			}
-			frame, err := python.ReadFrame(p.conn, 1<<20)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			reply, err := python.DecodeReply(frame, 0)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			results[i] = string(reply.Result)
 		}()
 	}
+	queued := func() int {
+		tz.z.mu.Lock()
+		defer tz.z.mu.Unlock()
+		return len(tz.z.spawns)
+	}
+	for deadline := time.Now().Add(30 * time.Second); queued() < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	wrote := queued()
+	if err := zygote.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if wrote < n {
+		t.Fatalf("only %d of %d spawn requests were written while the zygote was stopped", wrote, n)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	return pids, results
+}
+
+// spawnAndRun forks one task process, runs settings in it and returns its
+// pid and result.
+func (tz TestZygote) spawnAndRun(i int, settings json.RawMessage) (pid int, result string, err error) {
+	p, err := tz.z.spawn(context.Background(), 1)
+	if err != nil {
+		return 0, "", err
+	}
+	defer p.conn.Close()
+	if err := awaitReady(p, readyTimeout); err != nil {
+		return p.pid, "", err
+	}
+	if err := python.WriteFrame(p.conn, python.TaskFrame(fmt.Sprint(i), settings, python.TaskFlags{})); err != nil {
+		return p.pid, "", err
+	}
+	frame, err := python.ReadFrame(p.conn, 1<<20)
+	if err != nil {
+		return p.pid, "", err
+	}
+	reply, err := python.DecodeReply(frame, 0)
+	if err != nil {
+		return p.pid, "", err
+	}
+	return p.pid, string(reply.Result), nil
 }

@@ -65,7 +65,14 @@ func (s *scheduler) maintain(ctx context.Context) {
 func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed != nil || time.Now().Before(s.backoffUntil) || s.inflightTotal >= spawnsInFlight*len(s.slots) {
+	// After a failed start, one request per zygote again: a failing batch
+	// would count several failures at once and take the capacity away
+	// after two attempts instead of failingAfter.
+	perZygote := spawnsInFlight
+	if s.failures > 0 {
+		perZygote = 1
+	}
+	if s.closed != nil || time.Now().Before(s.backoffUntil) || s.inflightTotal >= perZygote*len(s.slots) {
 		return nil, false
 	}
 	n := s.needLocked()
@@ -78,7 +85,7 @@ func (s *scheduler) nextSpawn() (slot *zygoteSlot, short bool) {
 	if n <= 0 {
 		return nil, false
 	}
-	slot = s.pickSlotLocked()
+	slot = s.pickSlotLocked(perZygote)
 	if slot == nil {
 		return nil, false // being replaced (spawn on the new one), or every zygote is busy forking
 	}
@@ -120,8 +127,8 @@ func (s *scheduler) needLocked() int {
 }
 
 // pickSlotLocked is the live zygote with the fewest spawns under way, nil
-// when the only one is being replaced or every live one has spawnsInFlight.
-func (s *scheduler) pickSlotLocked() *zygoteSlot {
+// when the only one is being replaced or every one has limit under way.
+func (s *scheduler) pickSlotLocked(limit int) *zygoteSlot {
 	var best *zygoteSlot
 	replacing, full := false, false
 	for _, slot := range s.slots {
@@ -132,7 +139,7 @@ func (s *scheduler) pickSlotLocked() *zygoteSlot {
 		if !slot.up() {
 			continue
 		}
-		if s.inflight[slot] >= spawnsInFlight {
+		if s.inflight[slot] >= limit {
 			full = true
 			continue
 		}
@@ -140,7 +147,7 @@ func (s *scheduler) pickSlotLocked() *zygoteSlot {
 			best = slot
 		}
 	}
-	if best == nil && !replacing && !full {
+	if best == nil && !replacing && !full && s.inflight[s.slots[0]] < limit {
 		best = s.slots[0] // all restarting: wait for the first
 	}
 	return best
@@ -166,7 +173,7 @@ func (s *scheduler) spawn(ctx context.Context, slot *zygoteSlot) {
 		return
 	}
 	s.mu.Unlock()
-	s.wake() // the zygote is free for the next spawn
+	s.wake() // the zygote has room for another spawn
 
 	err = awaitReadyCtx(ctx, proc, readyTimeout)
 	s.mu.Lock()

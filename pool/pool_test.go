@@ -475,9 +475,9 @@ func TestKillReachesOnlySpawnItNames(t *testing.T) {
 	}
 }
 
-// TestZygoteForksQueuedSpawnsTogether: spawn requests that reach the zygote
-// at once are forked back to back and answered together; each reported pid
-// is the process on the channel that request handed over.
+// TestZygoteForksQueuedSpawnsTogether: spawn requests queued at the zygote
+// together (it is stopped while they are written) are forked in one round;
+// each reported pid is the process on the channel that request handed over.
 func TestZygoteForksQueuedSpawnsTogether(t *testing.T) {
 	z := pool.StartTestZygote(t, pooltest.Spec(t))
 	const n = 4

@@ -56,8 +56,10 @@
 // the reason. A "spawn" packet carries the new task process's channel as an
 // SCM_RIGHTS descriptor and "maxTasks" (1 in isolated mode); the zygote
 // answers "spawned" with the process's pid, or "spawnfailed". Go may have
-// several spawns under way; the zygote reads every packet queued and forks
-// for all of them back to back, then answers each. "kill"
+// several spawns under way; the zygote reads every packet queued, acts on
+// each "kill" as it reads it, answers the spawns it cannot fork (no single
+// descriptor, no free uid) at once, forks for the others back to back, and
+// then answers each of them. "kill"
 // signals the process group of pid if pid is still the zygote's unreaped
 // child and was forked for spawn request id: a pid the kernel gave another
 // process is never hit, nor one this zygote reaped and gave its next

@@ -9,7 +9,6 @@ See python/doc.go for the messages.
 
 import array
 import collections
-import ctypes
 import json
 import os
 import platform
@@ -99,33 +98,38 @@ class Zygote:
         its main loop."""
         ready = []
         for msg, fds in requests:
+            max_tasks = msg.get("maxTasks", 1)
+            problem = None
             if len(fds) != 1:
+                problem = "expected one descriptor"
+            elif type(max_tasks) is not int or max_tasks < 0:
+                problem = "maxTasks is not a count"
+            elif self.own_uids and not self.free_uids:
+                problem = "no free task uid"
+            if problem:
                 for fd in fds:
                     os.close(fd)
-                _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "expected one descriptor"})
-                continue
-            if self.own_uids and not self.free_uids:
-                os.close(fds[0])
-                _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": "no free task uid"})
+                _send(self.ctl, {"op": "spawnfailed", "id": msg.get("id"), "error": problem})
                 continue
             uid = self.free_uids.popleft() if self.own_uids else self.cfg.task_uid
-            ready.append((msg.get("id"), fds[0], int(msg.get("maxTasks", 1)), uid))
-        forked = []
+            ready.append((msg.get("id"), fds[0], max_tasks, uid))
+        forked = []  # (pid, None), or (None, why the fork failed)
         for spawn_id, chan, max_tasks, uid in ready:
             try:
                 pid = os.fork()
             except OSError as exc:
-                pid = exc
+                forked.append((None, str(exc)))
+                continue
             if pid == 0:
                 self._become_task_process(chan, max_tasks, uid)
-            forked.append(pid)
+            forked.append((pid, None))
         answers = []
-        for (spawn_id, chan, _max_tasks, uid), pid in zip(ready, forked):
+        for (spawn_id, chan, _max_tasks, uid), (pid, error) in zip(ready, forked):
             os.close(chan)  # only that child may hold it
-            if isinstance(pid, OSError):
+            if error is not None:
                 if self.own_uids:
                     self.free_uids.append(uid)
-                answers.append({"op": "spawnfailed", "id": spawn_id, "error": str(pid)})
+                answers.append({"op": "spawnfailed", "id": spawn_id, "error": error})
                 continue
             self.children[pid] = uid if self.own_uids else -1
             self.spawn_ids[pid] = spawn_id
@@ -303,30 +307,8 @@ def _reaped():
         yield pid, status
 
 
-# glibc's mallopt parameters, and what the zygote sets them to for itself and every process it
-# forks. By default glibc hands a freed block above its dynamic threshold (a few hundred KB,
-# once a task has freed one that big) back to the kernel, and trims the heap's free top past twice
-# that: a worker that decodes and frees a task's items every task faulted the same pages back in
-# on the next one (about 130 faults per 1,000-item task in reuse mode, 50 with these). A worker
-# keeps at most _HEAP_KEPT of free heap; blocks from _OWN_MAPPING_FROM up get a mapping of
-# their own, returned when freed, as before.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_HEAP_KEPT = 8 << 20
-_OWN_MAPPING_FROM = 4 << 20
-
-
-def _keep_freed_heap() -> None:
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:  # not glibc: its allocator keeps its own defaults
-        return
-    mallopt(_M_MMAP_THRESHOLD, _OWN_MAPPING_FROM)
-    mallopt(_M_TRIM_THRESHOLD, _HEAP_KEPT)
-
-
 def main() -> None:
-    _keep_freed_heap()
+    hardening.keep_freed_heap()
     ctl = socket.socket(fileno=3)
     msg, _ = _recv(ctl)
     if msg is None:
