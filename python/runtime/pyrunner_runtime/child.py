@@ -122,8 +122,10 @@ def prepare(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
         fence_failed(exc)
     cfg = fences.cfg
     _quiet_standard_streams()
-    if cfg.block_env_access:
+    if cfg.block_env_access and os.environ:
         # N8N_BLOCK_RUNNER_ENV_ACCESS: the task sees an empty os.environ (docs/sandbox.md §4.1).
+        # A zygote's task process finds it cleared already: clearing an empty one still walks
+        # the mapping's methods, about 20 copy-on-write faults.
         os.environ.clear()
     if not cfg.network:
         # The seccomp filter and Landlock refuse the sockets anyway; this says why.

@@ -337,6 +337,9 @@ def main() -> None:
     # builtins), done here once so that every fork inherits it; the zygote imports nothing more.
     sandbox.prepare_process(cfg)
     child.warm_up(cfg)
+    if cfg.block_env_access:
+        # Once here, inherited, rather than in every task process (child.prepare).
+        os.environ.clear()
     try:
         zygote.loop()
     except GoHungUp:
