@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/faults"
 )
 
 // TestQueue runs pyrunner in n8n's queue mode as deploy/kubernetes sets it
@@ -67,7 +69,7 @@ func testQueueRunnerKilled(t *testing.T, c *queueCluster) {
 	b.waitAnswered(t, 10)
 	c.waitRunning(t, victim)
 	pid := victim.runner.cmd.Process.Pid
-	left := descendants(pid)
+	left := faults.Descendants(pid)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

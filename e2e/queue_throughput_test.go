@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pyrunner/pyrunner/internal/faults"
 )
 
 // throughputRounds is the order of the measurements, by number of
@@ -236,7 +238,7 @@ func (c *queueCluster) cpuTimes() map[string]time.Duration {
 // children's that it has reaped, and its live descendants'.
 func cpuTime(pid int) time.Duration {
 	var sum time.Duration
-	for _, p := range append([]int{pid}, descendants(pid)...) {
+	for _, p := range append([]int{pid}, faults.Descendants(pid)...) {
 		own, reaped := procCPU(p)
 		sum += own + reaped
 	}

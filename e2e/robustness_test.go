@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pyrunner/pyrunner/broker/fakebroker"
+	"github.com/pyrunner/pyrunner/internal/faults"
 )
 
 // children lists the pids whose parent is pid (any of its threads: a Go
@@ -189,7 +190,7 @@ func TestTenThousandTasks(t *testing.T) {
 	// below to report.
 	settled := func(ok func(goroutines float64, procs int) bool) (rss int, goroutines float64, procs int) {
 		for deadline := time.Now().Add(patience); ; time.Sleep(100 * time.Millisecond) {
-			goroutines, procs = metric("go_goroutines"), len(descendants(pid))
+			goroutines, procs = metric("go_goroutines"), len(faults.Descendants(pid))
 			if ok(goroutines, procs) || time.Now().After(deadline) {
 				return rssKB(t, pid), goroutines, procs
 			}
@@ -243,16 +244,6 @@ func rssKB(t *testing.T, pid int) int {
 	return n
 }
 
-// descendants lists every process below pid.
-func descendants(pid int) []int {
-	var out []int
-	for _, c := range children(pid) {
-		out = append(out, c)
-		out = append(out, descendants(c)...)
-	}
-	return out
-}
-
 // TestLauncherDeathStopsRunner: a launcher that starts pyrunner with a
 // parent-death signal (PR_SET_PDEATHSIG, here through setpriv) and is then
 // killed takes pyrunner and its Python processes with it, although
@@ -291,7 +282,7 @@ func TestLauncherDeathStopsRunner(t *testing.T) {
 	if res := run(t, b, allItems("return [{'json': {'ok': 1}}]", nil)); !res.Done {
 		t.Fatalf("task: %s\n%s", res.Error, log())
 	}
-	started := descendants(launcher.Process.Pid)
+	started := faults.Descendants(launcher.Process.Pid)
 	if len(started) < 2 {
 		t.Fatalf("the launcher's descendants %v: want pyrunner and its Python processes", started)
 	}
