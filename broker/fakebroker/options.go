@@ -45,6 +45,10 @@ type Options struct {
 	// so that a long run (a soak, a leak test) holds constant memory. Zero
 	// keeps every entry, which is what tests asserting on it want.
 	TranscriptLimit int
+	// NoTranscript keeps no transcript at all, as n8n's broker keeps none: a
+	// benchmark's choice (each frame kept was a copy and a JSON check of
+	// every task's settings and result, inside the time it measures).
+	NoTranscript bool
 	// Logger receives the broker's log lines.
 	Logger *slog.Logger // default: discard
 }

@@ -1,6 +1,7 @@
 package fakebroker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,16 +97,20 @@ func (b *Broker) Request(settings json.RawMessage, opts RequestOptions) *Request
 	r := &Request{
 		b:        b,
 		id:       nanoid(21),
-		settings: slices.Clone(settings),
 		opts:     opts,
 		accepted: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	// Compacted here, as JSON.stringify would send them, which checks them
+	// in the same pass: one pass over settings that can be megabytes.
+	var compact bytes.Buffer
+	valid := json.Compact(&compact, settings) == nil
+	r.settings = compact.Bytes()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.requests[r] = struct{}{}
 	switch {
-	case !json.Valid(settings):
+	case !valid:
 		r.finishLocked(ErrInvalidSettings)
 	case b.closed:
 		r.finishLocked(ErrClosed)

@@ -1,7 +1,6 @@
 package fakebroker
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -181,20 +180,17 @@ func errorObject(message string) json.RawMessage {
 }
 
 // taskSettingsFrame builds broker:tasksettings by hand so that the settings
-// pass through unchanged: encoding/json would escape <, > and & in them,
-// which n8n's JSON.stringify does not. They are only compacted, as
-// JSON.stringify would.
+// (compacted by Request, as JSON.stringify would send them) pass through
+// unchanged: encoding/json would escape <, > and & in them, which n8n's
+// JSON.stringify does not.
 func taskSettingsFrame(taskID string, settings json.RawMessage) []byte {
-	var buf bytes.Buffer
-	buf.WriteString(`{"type":"broker:tasksettings","taskId":`)
 	id, _ := json.Marshal(taskID)
-	buf.Write(id)
-	buf.WriteString(`,"settings":`)
-	if err := json.Compact(&buf, settings); err != nil {
-		buf.Write(settings) // validated by Request; unreachable
-	}
-	buf.WriteString(`}`)
-	return buf.Bytes()
+	frame := make([]byte, 0, len(settings)+len(id)+64)
+	frame = append(frame, `{"type":"broker:tasksettings","taskId":`...)
+	frame = append(frame, id...)
+	frame = append(frame, `,"settings":`...)
+	frame = append(frame, settings...)
+	return append(frame, '}')
 }
 
 func taskCancelFrame(taskID, reason string) []byte {

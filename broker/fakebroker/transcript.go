@@ -82,6 +82,9 @@ func (b *Broker) Transcript() []Frame {
 
 // recordRawLocked appends a frame whose bytes are kept as they are.
 func (b *Broker) recordRawLocked(runnerID, dir string, data []byte) {
+	if b.opts.NoTranscript {
+		return
+	}
 	var msg json.RawMessage
 	if json.Valid(data) {
 		msg = append(json.RawMessage(nil), data...)
@@ -104,6 +107,9 @@ func (b *Broker) recordEventLocked(runnerID, dir string, details any) {
 // holds more than Options.TranscriptLimit entries (amortised: a long run
 // costs no copy per frame).
 func (b *Broker) appendLocked(f Frame) {
+	if b.opts.NoTranscript {
+		return
+	}
 	b.transcript = append(b.transcript, f)
 	if limit := b.opts.TranscriptLimit; limit > 0 && len(b.transcript) > 2*limit {
 		keep := b.transcript[len(b.transcript)-limit:]

@@ -103,3 +103,13 @@ func TestTranscriptLimitKeepsTheMostRecentEntries(t *testing.T) {
 		t.Fatalf("the most recent request is not kept: %+v", last)
 	}
 }
+
+func TestNoTranscriptKeepsNothing(t *testing.T) {
+	b := startBroker(t, Options{NoTranscript: true})
+	r := register(t, b, "r1")
+	startTask(t, b, r, "o1", `{"code":"x"}`)
+	postAuth(t, b, `{"token":"wrong-token"}`)
+	if tr := b.Transcript(); len(tr) != 0 {
+		t.Errorf("kept %d entries with NoTranscript, the first %+v", len(tr), tr[0])
+	}
+}

@@ -70,7 +70,7 @@ func demoCommand(args []string) int {
 		return code
 	}
 	ctx := context.Background()
-	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "demo-token"})
+	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "demo-token", NoTranscript: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: starting the fake broker: %v\n", err)
 		return 1

@@ -74,7 +74,7 @@ var _ Target = (*runnerTarget)(nil)
 // the runner is given a single-use grant token (as n8n's launcher does)
 // instead of the auth token.
 func (h *host) startRunner(ctx context.Context, sc Scenario, argv, extra []string, grant bool) (*runnerTarget, error) {
-	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "bench-token", TranscriptLimit: 200,
+	b, err := fakebroker.Start(ctx, fakebroker.Options{AuthToken: "bench-token", NoTranscript: true,
 		TaskTimeout: 10 * time.Minute, TaskRequestTimeout: 5 * time.Minute})
 	if err != nil {
 		return nil, fmt.Errorf("starting the fake broker: %w", err)
