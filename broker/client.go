@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,7 +51,13 @@ type Dialer struct {
 // Conn is one registered-or-not websocket connection to the broker.
 type Conn struct {
 	ws *websocket.Conn
+	// in is Receive's buffer, kept between frames up to keptReadBuffer.
+	in bytes.Buffer
 }
+
+// keptReadBuffer is the largest read buffer a connection keeps for the
+// next frame; a larger frame's buffer goes when that frame is read.
+const keptReadBuffer = 4 << 20
 
 // Send writes one text frame. Safe for concurrent use.
 func (c *Conn) Send(ctx context.Context, frame []byte) error {
@@ -59,10 +66,27 @@ func (c *Conn) Send(ctx context.Context, frame []byte) error {
 
 // Receive returns the next frame, text or binary (n8n accepts both).
 // Control frames, pings included, are answered while Receive waits, so it
-// must always have a caller.
+// must always have a caller, and only one at a time.
+//
+// The frame is read into a buffer kept between frames, then copied out at
+// its size: websocket.Conn.Read grows a new slice for each frame, which for
+// a task's settings of a few hundred KB took a dozen and more reads and
+// allocated three times the frame.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
-	_, b, err := c.ws.Read(ctx)
-	return b, err
+	_, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.in.Reset()
+	_, err = c.in.ReadFrom(r)
+	frame := bytes.Clone(c.in.Bytes())
+	if c.in.Cap() > keptReadBuffer {
+		c.in = bytes.Buffer{}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return frame, nil
 }
 
 // Close closes the connection with a normal closure.

@@ -151,3 +151,67 @@ func TestDialerSaysOnceWhatToCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestReceivedFramesStayIntact: Receive reads every frame into one buffer
+// it keeps; what it returned must not change when the next frame comes,
+// whether that buffer was kept or (past its size limit) dropped.
+func TestReceivedFramesStayIntact(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	big := `{"code":"` + strings.Repeat("x", 5<<20) + `"}`
+	d := &broker.Dialer{BrokerURI: b.URL(), RunnerID: "r", AuthToken: "test-token", MaxPayload: 16 << 20}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var frames [][]byte
+	err = d.Run(ctx, func(ctx context.Context, c *broker.Conn) error {
+		receive := func() []byte {
+			f, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatalf("Receive after %d frames: %v", len(frames), err)
+			}
+			frames = append(frames, f)
+			return f
+		}
+		send := func(s string) {
+			if err := c.Send(ctx, []byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		receive() // broker:inforequest
+		send(`{"type":"runner:info","name":"probe","types":["python"]}`)
+		receive() // broker:runnerregistered
+		for i, settings := range []string{big, `{"code":"small"}`} {
+			send(`{"type":"runner:taskoffer","offerId":"o` + string(rune('1'+i)) + `","taskType":"python","validFor":60000}`)
+			b.Request([]byte(settings), fakebroker.RequestOptions{})
+			accept, err := broker.Decode(receive()) // broker:taskofferaccept
+			if err != nil {
+				t.Fatal(err)
+			}
+			send(`{"type":"runner:taskaccepted","taskId":"` + accept.TaskID + `"}`)
+			receive() // broker:tasksettings
+		}
+		return broker.ErrStop
+	})
+	if !errors.Is(err, broker.ErrStop) {
+		t.Fatalf("Run = %v", err)
+	}
+	wantTypes := []string{"broker:inforequest", "broker:runnerregistered", "broker:taskofferaccept", "broker:tasksettings",
+		"broker:taskofferaccept", "broker:tasksettings"}
+	if len(frames) != len(wantTypes) {
+		t.Fatalf("%d frames", len(frames))
+	}
+	for i, f := range frames {
+		if !strings.HasPrefix(string(f), `{"type":"`+wantTypes[i]+`"`) {
+			t.Errorf("frame %d now starts %.60q, want %s", i, f, wantTypes[i])
+		}
+	}
+	if !strings.HasSuffix(string(frames[3]), `"settings":`+big+`}`) {
+		t.Errorf("the large settings frame changed: %d bytes, ends %q", len(frames[3]), frames[3][max(0, len(frames[3])-40):])
+	}
+	if !strings.HasSuffix(string(frames[5]), `"settings":{"code":"small"}}`) {
+		t.Errorf("the last frame is %q", frames[5])
+	}
+}
