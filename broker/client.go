@@ -51,13 +51,8 @@ type Dialer struct {
 // Conn is one registered-or-not websocket connection to the broker.
 type Conn struct {
 	ws *websocket.Conn
-	// in is Receive's buffer, kept between frames up to keptReadBuffer.
-	in bytes.Buffer
+	in MessageReader
 }
-
-// keptReadBuffer is the largest read buffer a connection keeps for the
-// next frame; a larger frame's buffer goes when that frame is read.
-const keptReadBuffer = 4 << 20
 
 // Send writes one text frame. Safe for concurrent use.
 func (c *Conn) Send(ctx context.Context, frame []byte) error {
@@ -67,26 +62,40 @@ func (c *Conn) Send(ctx context.Context, frame []byte) error {
 // Receive returns the next frame, text or binary (n8n accepts both).
 // Control frames, pings included, are answered while Receive waits, so it
 // must always have a caller, and only one at a time.
-//
-// The frame is read into a buffer kept between frames, then copied out at
-// its size: websocket.Conn.Read grows a new slice for each frame, which for
-// a task's settings of a few hundred KB took a dozen and more reads and
-// allocated three times the frame.
 func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
-	_, r, err := c.ws.Reader(ctx)
+	return c.in.Read(ctx, c.ws)
+}
+
+// MessageReader reads whole websocket messages, text or binary, into a
+// buffer it keeps between them (up to keptReadBuffer), and returns a copy
+// of each at its size. websocket.Conn.Read grows a new slice for each
+// message: for a task's settings or result of a few hundred KB, a dozen
+// and more reads and about three times the message allocated. The zero
+// value is ready; one Read at a time.
+type MessageReader struct {
+	buf bytes.Buffer
+}
+
+// keptReadBuffer is the largest buffer a MessageReader keeps for the next
+// message; a larger message's buffer goes once that message is read.
+const keptReadBuffer = 4 << 20
+
+// Read returns ws's next message. The connection's read limit applies.
+func (m *MessageReader) Read(ctx context.Context, ws *websocket.Conn) ([]byte, error) {
+	_, r, err := ws.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.in.Reset()
-	_, err = c.in.ReadFrom(r)
-	frame := bytes.Clone(c.in.Bytes())
-	if c.in.Cap() > keptReadBuffer {
-		c.in = bytes.Buffer{}
+	m.buf.Reset()
+	_, err = m.buf.ReadFrom(r)
+	msg := bytes.Clone(m.buf.Bytes())
+	if m.buf.Cap() > keptReadBuffer {
+		m.buf = bytes.Buffer{}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return frame, nil
+	return msg, nil
 }
 
 // Close closes the connection with a normal closure.

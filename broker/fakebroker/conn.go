@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pyrunner/pyrunner/broker"
 )
 
 // conn is one runner WebSocket connection. Its reader runs on the HTTP
@@ -138,8 +139,9 @@ func (c *conn) writeLoop() {
 func (c *conn) readLoop() {
 	defer close(c.done)
 	defer c.cancel()
+	var in broker.MessageReader
 	for {
-		_, data, err := c.ws.Read(c.ctx)
+		data, err := in.Read(c.ctx, c.ws)
 		if err != nil {
 			c.b.connEnded(c, err)
 			return
