@@ -147,7 +147,7 @@ func measureMix(b *testing.B, broker *fakebroker.Broker, runner int, settingsOf 
 // startBenchBroker starts a fake broker with one pyrunner (pid runner)
 // registered at it, in the given isolation mode; stop ends both.
 func startBenchBroker(b *testing.B, isolation string) (broker *fakebroker.Broker, runner int, stop func()) {
-	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{NoTranscript: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func printBenchTable() {
 func BenchmarkStartup(b *testing.B) {
 	// n8n allows 5 grants and 5 upgrades a second; starting runners back to
 	// back would measure that limit instead.
-	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{AuthRateLimit: -1, UpgradeRateLimit: -1})
+	broker, err := fakebroker.Start(context.Background(), fakebroker.Options{AuthRateLimit: -1, UpgradeRateLimit: -1, NoTranscript: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func BenchmarkPandas(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = os.Chmod(dir, 0o755)
-		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+		broker, err := fakebroker.Start(context.Background(), fakebroker.Options{NoTranscript: true})
 		if err != nil {
 			b.Fatal(err)
 		}
