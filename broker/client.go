@@ -70,7 +70,7 @@ func (c *Conn) Receive(ctx context.Context) ([]byte, error) {
 // buffer it keeps between them (up to keptReadBuffer), and returns a copy
 // of each at its size. websocket.Conn.Read grows a new slice for each
 // message: for a task's settings or result of a few hundred KB, a dozen
-// and more reads and about three times the message allocated. The zero
+// and more reads and two to three times the message allocated. The zero
 // value is ready; one Read at a time.
 type MessageReader struct {
 	buf bytes.Buffer

@@ -48,6 +48,7 @@ type Options struct {
 	// NoTranscript keeps no transcript at all, as n8n's broker keeps none: a
 	// benchmark's choice (each frame kept was a copy and a JSON check of
 	// every task's settings and result, inside the time it measures).
+	// It overrides TranscriptLimit.
 	NoTranscript bool
 	// Logger receives the broker's log lines.
 	Logger *slog.Logger // default: discard

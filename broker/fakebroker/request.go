@@ -85,8 +85,8 @@ type Request struct {
 }
 
 // Request asks for a task, as requester:taskrequest does, and matches it
-// with the runners' offers. settings go to the runner unchanged; nil
-// settings are sent as {}.
+// with the runners' offers. settings go to the runner compacted, otherwise
+// unchanged; nil settings are sent as {}.
 func (b *Broker) Request(settings json.RawMessage, opts RequestOptions) *Request {
 	if opts.TaskType == "" {
 		opts.TaskType = "python"

@@ -119,6 +119,9 @@ func (b *Broker) appendLocked(f Frame) {
 
 // record is recordRawLocked for callers that do not hold b.mu.
 func (b *Broker) record(runnerID, dir string, data []byte) {
+	if b.opts.NoTranscript {
+		return // without taking b.mu for every frame sent
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.recordRawLocked(runnerID, dir, data)
