@@ -52,11 +52,23 @@ type Dialer struct {
 type Conn struct {
 	ws *websocket.Conn
 	in MessageReader
+	// out gathers each message's writes into one; nil when the connection
+	// was not dialed through a transport pyrunner could copy.
+	out *coalescingConn
 }
 
-// Send writes one text frame. Safe for concurrent use.
+// Send writes one text frame, in one write to the connection where it can
+// (coalescingConn). Safe for concurrent use.
 func (c *Conn) Send(ctx context.Context, frame []byte) error {
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	if c.out == nil {
+		return c.ws.Write(ctx, websocket.MessageText, frame)
+	}
+	c.out.hold()
+	err := c.ws.Write(ctx, websocket.MessageText, frame)
+	if rerr := c.out.release(ctx); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // Receive returns the next frame, text or binary (n8n accepts both).
@@ -168,8 +180,12 @@ func (d *Dialer) Connect(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 	}
+	// A transport of this connection's own: its connection is the one Send
+	// gathers writes on. What a refused upgrade leaves idle is closed.
+	wsClient, dialed, closeIdle := coalescingTransport(client)
+	defer closeIdle()
 	ws, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
-		HTTPClient: client,
+		HTTPClient: wsClient,
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + grant}},
 	})
 	if err != nil {
@@ -184,7 +200,7 @@ func (d *Dialer) Connect(ctx context.Context) (*Conn, error) {
 		limit = 1 << 30
 	}
 	ws.SetReadLimit(limit)
-	return &Conn{ws: ws}, nil
+	return &Conn{ws: ws, out: dialed()}, nil
 }
 
 // Run connects and calls serve with each connection until ctx ends or no

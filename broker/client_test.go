@@ -215,3 +215,41 @@ func TestReceivedFramesStayIntact(t *testing.T) {
 		t.Errorf("the last frame is %q", frames[5])
 	}
 }
+
+// TestLargeSendReachesTheBrokerWhole: a Dialer's connection gathers each
+// Send's writes (coalescingConn), and a 300 KB frame still arrives whole.
+func TestLargeSendReachesTheBrokerWhole(t *testing.T) {
+	b, err := fakebroker.Start(context.Background(), fakebroker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	d := &broker.Dialer{BrokerURI: b.URL(), RunnerID: "r", AuthToken: "test-token"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := d.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if !broker.Coalesces(c) {
+		t.Fatal("the connection was not dialed through a coalescingConn")
+	}
+	name := strings.Repeat("n", 300<<10)
+	frame := `{"type":"runner:info","name":"` + name + `","types":["python"]}`
+	if err := c.Send(ctx, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		for _, f := range b.Transcript() {
+			if f.Dir == fakebroker.DirRunnerToBroker && string(f.Msg) == frame {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the 300 KB frame never reached the broker whole")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
