@@ -53,7 +53,8 @@ type Conn struct {
 	ws *websocket.Conn
 	in MessageReader
 	// out gathers each message's writes into one; nil when the connection
-	// was not dialed through a transport pyrunner could copy.
+	// was not dialed through a transport pyrunner could copy (or was dialed
+	// by the transport's own DialTLSContext).
 	out *coalescingConn
 }
 

@@ -5,10 +5,16 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // coalesceLimit is the most a coalescingConn gathers before it writes.
 const coalesceLimit = 1 << 20
+
+// closeFlushTimeout bounds how long Close waits to write what was gathered
+// (the websocket's reply to the broker's close frame, say) before closing.
+const closeFlushTimeout = time.Second
 
 // coalescingConn is the connection under the websocket. While Send writes a
 // message it gathers what the websocket writes, and writes it at once when
@@ -17,18 +23,21 @@ const coalesceLimit = 1 << 20
 // (github.com/coder/websocket, no option to change it), so an 80 KB result
 // went out in 20 write system calls and as many segments for the broker to
 // read. Bytes leave in the order they were written, the websocket's own
-// control frames included; outside a Send, writes go straight through.
+// control frames included (written during a Send, they wait for its end);
+// while no Send is under way, writes go straight through.
 type coalescingConn struct {
 	net.Conn
-	mu      sync.Mutex
-	holding int // Sends under way
+	// holding counts the Sends under way: counted without mu, so that a Send
+	// never waits for another's write before its own context applies.
+	holding atomic.Int32
+	mu      sync.Mutex // over buf and every write to Conn
 	buf     []byte
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.holding == 0 {
+	if c.holding.Load() == 0 {
 		return c.Conn.Write(p)
 	}
 	if len(c.buf)+len(p) > coalesceLimit {
@@ -45,25 +54,42 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 
 // hold starts gathering, for one Send.
 func (c *coalescingConn) hold() {
-	c.mu.Lock()
-	c.holding++
-	c.mu.Unlock()
+	c.holding.Add(1)
 }
 
 // release ends one Send's gathering and writes what was gathered (with
 // several Sends under way, part of another's message may go too: the order
-// is kept, so that is fine). If ctx ends while it writes, the connection is
-// closed, as the websocket closes it when a write outlives its context.
+// is kept, so that is fine). If ctx ends while it writes, the socket is
+// closed, as the websocket closes it when a write outlives its context; a
+// ctx that had ended before (a Send that timed out waiting for its turn)
+// closes nothing.
 func (c *coalescingConn) release(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.holding--
+	c.holding.Add(-1)
 	if len(c.buf) == 0 {
 		return nil
 	}
-	stop := context.AfterFunc(ctx, func() { c.Conn.Close() })
-	defer stop()
+	if ctx.Err() == nil {
+		stop := context.AfterFunc(ctx, func() { c.Conn.Close() })
+		defer stop()
+	}
 	return c.flushLocked()
+}
+
+// Close writes what was gathered first, for at most closeFlushTimeout: the
+// websocket answers the broker's close frame and closes the connection at
+// once, and that answer may be waiting here for a Send's end. If a write is
+// under way (stuck, when the websocket closes to end it), it closes at once.
+func (c *coalescingConn) Close() error {
+	if c.mu.TryLock() {
+		if len(c.buf) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+			_ = c.flushLocked()
+		}
+		c.mu.Unlock()
+	}
+	return c.Conn.Close()
 }
 
 func (c *coalescingConn) flushLocked() error {
