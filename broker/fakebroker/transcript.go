@@ -96,6 +96,9 @@ func (b *Broker) recordRawLocked(runnerID, dir string, data []byte) {
 
 // recordEventLocked appends a connection or HTTP event.
 func (b *Broker) recordEventLocked(runnerID, dir string, details any) {
+	if b.opts.NoTranscript {
+		return
+	}
 	msg, err := json.Marshal(details)
 	if err != nil {
 		msg = json.RawMessage(`{}`)
@@ -107,9 +110,6 @@ func (b *Broker) recordEventLocked(runnerID, dir string, details any) {
 // holds more than Options.TranscriptLimit entries (amortised: a long run
 // costs no copy per frame).
 func (b *Broker) appendLocked(f Frame) {
-	if b.opts.NoTranscript {
-		return
-	}
 	b.transcript = append(b.transcript, f)
 	if limit := b.opts.TranscriptLimit; limit > 0 && len(b.transcript) > 2*limit {
 		keep := b.transcript[len(b.transcript)-limit:]
