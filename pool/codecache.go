@@ -55,7 +55,9 @@ func codeKey(mode, code string) [32]byte {
 	return k
 }
 
-// lookup returns the compiled form of a node, or nil.
+// lookup returns the compiled form of a node, or nil. It counts nothing:
+// whether the task compiled its code is known only once it has run (a
+// reuse worker keeps its own copies), and count says so then.
 func (c *codeCache) lookup(key [32]byte, now time.Time) []byte {
 	if c == nil {
 		return nil
@@ -68,12 +70,26 @@ func (c *codeCache) lookup(key [32]byte, now time.Time) []byte {
 		ok = false
 	}
 	if !ok {
-		c.stats.Misses++
 		return nil
 	}
-	c.stats.Hits++
 	c.order.MoveToFront(el)
 	return el.Value.(*codeEntry).code
+}
+
+// count records one task's lookup: a hit when the task ran compiled code
+// it did not compile (this cache's, or its reuse worker's own), a miss
+// when it compiled the code (or never got as far as saying).
+func (c *codeCache) count(hit bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hit {
+		c.stats.Hits++
+	} else {
+		c.stats.Misses++
+	}
 }
 
 // store keeps a node's compiled form, evicting the least recently used

@@ -304,7 +304,8 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 		return Result{Err: internalError("%v", err), Waited: waited}
 	}
 	run := e.opts.taskRun(w.proc, t)
-	if t.Code != "" && t.Mode != "" && e.code != nil {
+	looked := t.Code != "" && t.Mode != "" && e.code != nil
+	if looked {
 		key := codeKey(t.Mode, t.Code)
 		run.compiled = e.code.lookup(key, time.Now())
 		// Only a process that has run no user code may give compiled code
@@ -316,6 +317,9 @@ func (e *ZygoteExecutor) Run(ctx context.Context, t Task) Result {
 	}
 	res, alive := run.run(ctx)
 	e.sched.release(w, alive)
+	if looked {
+		e.code.count(run.compiled != nil || res.ownCompiled)
+	}
 	if !known {
 		e.verdicts.record(t.Code, res)
 	}

@@ -114,6 +114,9 @@ type Result struct {
 	AnalysisPassed bool
 	// Waited is how long the task waited for a process.
 	Waited time.Duration
+	// ownCompiled: the reuse worker ran its own compiled copy of the code
+	// (for the code cache's counts).
+	ownCompiled bool
 }
 
 // ContinueOnFail is the Code node's "Continue On Fail" applied to r: a

@@ -153,7 +153,7 @@ func (r taskRun) reply(f frameOrErr) (Result, bool) {
 
 // resultOf is a decoded reply as the pool's Result.
 func resultOf(reply python.Reply) Result {
-	res := Result{Result: reply.Result, Prints: reply.Prints, AnalysisPassed: reply.AnalysisPassed}
+	res := Result{Result: reply.Result, Prints: reply.Prints, AnalysisPassed: reply.AnalysisPassed, ownCompiled: reply.OwnCompiled}
 	if e := reply.Error; e != nil {
 		kind := KindUser
 		if ErrorKind(reply.Kind) == KindStatic {

@@ -32,7 +32,10 @@
 // compiling and before running any of it; Go takes it only in that
 // position, so no task can plant code another task will run. Later tasks
 // with the same code get it back in "compiled" and skip parsing, analysis,
-// rewriting and compiling. A reuse worker also keeps its own.
+// rewriting and compiling. A reuse worker also keeps its own, and says so
+// in its reply ("ownCompiled": true) when it ran its own copy: the code
+// cache counts that a hit, not a miss (a count only; nothing else
+// trusts it).
 //
 // "settings" is broker:tasksettings.settings exactly as n8n sent it;
 // "analyzed": true says the code is known to pass the static analysis
@@ -75,8 +78,8 @@
 //	task     go      task         taskId analyzed compiled wantCompiled settings
 //	task     child   ready        -
 //	task     child   compiled     code
-//	task     child   result       result print_args analysis
-//	task     child   error        kind error print_args analysis
+//	task     child   result       result print_args analysis ownCompiled
+//	task     child   error        kind error print_args analysis ownCompiled
 //	task     child   (error)      message description stack
 //	control  go      config       every field of Config
 //	control  zygote  ready        pid version landlock

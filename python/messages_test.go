@@ -142,8 +142,8 @@ func TestConfigMatchesPython(t *testing.T) {
 var pythonMessages = map[message]string{
 	{TaskChannel, FromChild, "ready"}:           `{"op":"ready"}`,
 	{TaskChannel, FromChild, "compiled"}:        `{"op":"compiled","code":"4wE="}`,
-	{TaskChannel, FromChild, "result"}:          `{"op":"result","result":[],"print_args":[["'a'"]],"analysis":"passed"}`,
-	{TaskChannel, FromChild, "error"}:           `{"op":"error","kind":"user","error":{"message":"boom","description":"","stack":"s"},"print_args":[],"analysis":"passed"}`,
+	{TaskChannel, FromChild, "result"}:          `{"op":"result","result":[],"print_args":[["'a'"]],"analysis":"passed","ownCompiled":true}`,
+	{TaskChannel, FromChild, "error"}:           `{"op":"error","kind":"user","error":{"message":"boom","description":"","stack":"s"},"print_args":[],"analysis":"passed","ownCompiled":true}`,
 	{ControlChannel, FromZygote, "ready"}:       `{"op":"ready","pid":1,"version":"3.11.2","landlock":6}`,
 	{ControlChannel, FromZygote, "failed"}:      `{"op":"failed","error":"x"}`,
 	{ControlChannel, FromZygote, "spawned"}:     `{"op":"spawned","id":1,"pid":2}`,

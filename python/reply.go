@@ -23,6 +23,8 @@ type Reply struct {
 	Error  *ErrorObject
 	// AnalysisPassed: the code got past the static analysis.
 	AnalysisPassed bool
+	// OwnCompiled: a reuse worker ran its own compiled copy of the code.
+	OwnCompiled bool
 }
 
 // ErrorObject is the "error" member of an error reply.
@@ -63,6 +65,8 @@ func DecodeReply(frame []byte, maxPrints int) (Reply, error) {
 			return json.Unmarshal(v, &r.Prints)
 		case "analysis":
 			r.AnalysisPassed = string(v) == `"passed"`
+		case "ownCompiled":
+			r.OwnCompiled = string(v) == "true"
 		}
 		return nil
 	})

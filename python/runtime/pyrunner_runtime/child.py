@@ -191,7 +191,8 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int, warmed: bool = False
         settings = msg.get("settings")
         key = _code_key(settings) if own is not None else None
         compiled = own.get(key) if key is not None else None
-        if compiled is not None:
+        from_own = compiled is not None
+        if from_own:
             own.move_to_end(key)
         elif isinstance(msg.get("compiled"), str):
             compiled = marshal.loads(base64.b64decode(msg["compiled"]))
@@ -208,6 +209,9 @@ def serve(sock: socket.socket, cfg: Config, max_tasks: int, warmed: bool = False
                     _keep(own, key, code)
         reply = run_task(settings, cfg, analyzed=msg.get("analyzed") is True or compiled is not None,
                          compiled=compiled, on_compiled=on_compiled)
+        if from_own:
+            # For the code cache's counts: this run compiled nothing.
+            reply["ownCompiled"] = True
         payload = _reply(reply, cfg)
         del reply, msg, settings, compiled, on_compiled
         write_frame(sock, payload)
