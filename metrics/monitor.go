@@ -172,6 +172,11 @@ func (mon *Monitor) Tick(ctx context.Context) {
 		mon.log.Log(ctx, level, fmt.Sprintf("Alert %s raised: %s", a.Name, a.Message))
 	}
 	for _, a := range d.Resolved {
+		// A leak resolved by its worker's replacement has nothing left to say.
+		if a.Message == "" {
+			mon.log.Info(fmt.Sprintf("Alert %s resolved", a.Name))
+			continue
+		}
 		mon.log.Info(fmt.Sprintf("Alert %s resolved: %s", a.Name, a.Message))
 	}
 	for _, p := range d.Recycle {
