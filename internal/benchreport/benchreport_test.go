@@ -86,7 +86,8 @@ func sampleResults() *Results {
 		Machine:     Machine{CPU: "Test CPU", Cores: 2, MemoryGB: 24},
 		Interpreter: InterpreterInfo{Path: "/usr/bin/python3", Version: "3.11.2", Packages: map[string]string{"numpy": "1.24.2", "pandas": ""}},
 		Setups: []SetupInfo{{Key: "direct", Title: "Direct", Pyrunner: true}, {Key: "pool", Title: "Pool", Pyrunner: true},
-			{Key: "reuse", Title: "Reuse", Pyrunner: true}, {Key: "official", Title: "n8n's", NotRun: "not run: set it"},
+			{Key: "reuse", Title: "Reuse", Pyrunner: true}, {Key: "workflow", Title: "Workflow", Pyrunner: true},
+			{Key: "official", Title: "n8n's", NotRun: "not run: set it"},
 			{Key: pyodideKey, Title: "Pyodide"}, {Key: "cpython", Title: "CPython"}},
 		Scenarios: []ScenarioInfo{{Key: "calc", Title: "Simple calculation"}, {Key: "numpy", Title: "NumPy operations", Packages: []string{"numpy"}},
 			{Key: "pandas", Title: "pandas DataFrame", Skipped: "skipped: no pandas"}},
@@ -96,7 +97,9 @@ func sampleResults() *Results {
 		m("numpy", "direct", 160), {Scenario: "numpy", Setup: "pool", Error: "warm-up: boom"}, m("numpy", "reuse", 2),
 		{Scenario: "numpy", Setup: "official", Skipped: "not run: set it"},
 		{Scenario: "numpy", Setup: pyodideKey, Skipped: "not loadable offline: No module named 'numpy'"},
-		m("calc", "cpython", 0.25), m("numpy", "cpython", 0.5)}
+		m("calc", "cpython", 0.25), m("numpy", "cpython", 0.5),
+		// Faster than the worker pool, but not isolated: never the best isolated.
+		m("calc", "workflow", 1.5), {Scenario: "numpy", Setup: "workflow", Error: "boom"}}
 	r.Cells[7].Mismatch = "the result differs from direct's: [...]"
 	return r
 }
@@ -104,19 +107,20 @@ func sampleResults() *Results {
 func TestMarkdown(t *testing.T) {
 	md := sampleResults().Markdown()
 	for _, want := range []string{
-		"| Simple calculation | 80.0 ms | 16.0 ms | 1.25 ms | not run | 2.50 ms | 0.25 ms | Reuse (1.25 ms) | 64.0x [5.0x] | 2.0x [0.16x] |",
+		"| Simple calculation | 80.0 ms | 16.0 ms | 1.25 ms | 1.50 ms | not run | 2.50 ms | 0.25 ms | Reuse (1.25 ms) | 64.0x [5.0x] | 2.0x [0.16x] |",
 		// numpy's reuse cell gave a wrong result: it is no one's best.
-		"| NumPy operations | 160 ms | failed | 2.00 ms (!) | not run | not loadable offline | 0.50 ms | — | — | — |",
+		"| NumPy operations | 160 ms | failed | 2.00 ms (!) | failed | not run | not loadable offline | 0.50 ms | — | — | — |",
 		"NumPy operations: no pyrunner setup ran it without a failure or a wrong result.",
 		"the best is worker pool at 16.0 ms: 5.0x faster than direct execution and 6.4x slower than Pyodide 0.28.3. " +
 			"Where that is under 5x: each isolated task is a process forked from a warm zygote, with 100 minor page faults " +
 			"per task against 100 in reuse, and it takes 14.8 ms more than a reuse task here.",
 		"| calc | pool | 16.0 ms | 19.2 ms | 24.0 ms | 62.5 | 112.5 | 100 | 5 | same as direct |",
-		"| pandas DataFrame | skipped | skipped | skipped | skipped | skipped | skipped | — | — | — |",
+		"| pandas DataFrame | skipped | skipped | skipped | skipped | skipped | skipped | skipped | — | — | — |",
 		"CPython itself, in-process, runs it in 0.25 ms: Pyodide is 10.0x that, the most any runner could gain over it here, " +
 			"and pyrunner's protocol, JSON and sandbox add 1.00 ms to the floor.",
 		"pandas DataFrame: skipped: no pandas",
 		"numpy in pool failed: warm-up: boom",
+		"numpy in workflow failed: boom",
 		"numpy in " + pyodideKey + ": not loadable offline: No module named 'numpy'",
 		"Pyodide 0.28.3 takes 2.50 ms: pyrunner is 2.0x faster, under the 5x promised.",
 		"**the result differs from direct's: [...]**",

@@ -1,6 +1,6 @@
 // Package benchreport is `pyrunner bench`: the founding table measured. It
 // runs five realistic Code nodes (Scenarios) in every setup: the built
-// pyrunner binary as its own process in four configurations, through the
+// pyrunner binary as its own process in five configurations, through the
 // real protocol against the embedded fake broker (runner.go, setups.go);
 // n8n's official Python runner the same way when a command line for it is
 // given; a warm Pyodide under Node, in-process as n8n 1.x ran Python

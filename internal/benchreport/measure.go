@@ -351,7 +351,7 @@ func (e *estimator) predict(sc Scenario, s Setup) time.Duration {
 	if s.start == nil {
 		return 0
 	}
-	perTask := map[string]float64{"direct": 85, "official": 100, "pool": 20, "cached": 20, "reuse": 3, "cpython": 1}[s.Key]
+	perTask := map[string]float64{"direct": 85, "official": 100, "pool": 20, "cached": 20, "reuse": 3, "workflow": 3, "cpython": 1}[s.Key]
 	if perTask == 0 {
 		perTask = 6 // Pyodide
 	}
@@ -361,7 +361,7 @@ func (e *estimator) predict(sc Scenario, s Setup) time.Duration {
 		perTask += imports
 	case "cached":
 		perTask += imports / 5
-	case "reuse", "cpython":
+	case "reuse", "workflow", "cpython":
 		perTask += imports / 50
 	}
 	spread := float64(min(e.opts.Concurrency, runtime.NumCPU()))

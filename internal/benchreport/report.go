@@ -34,6 +34,9 @@ func (r *Results) Write(dir string) ([]string, error) {
 // pyrunner setups that compete for "best".
 const baseline = "direct"
 
+// isolatedSetups are the pyrunner setups that run each task in a fresh process.
+var isolatedSetups = map[string]bool{"pool": true, "cached": true}
+
 // best is the pyrunner setup (other than direct execution) with the
 // lowest median for the scenario, among those whose tasks all succeeded
 // with the right result; nil if none.
@@ -42,7 +45,7 @@ func (r *Results) best(scenario string, isolatedOnly bool) (*Cell, *SetupInfo) {
 	var bs *SetupInfo
 	for i := range r.Setups {
 		s := &r.Setups[i]
-		if !s.Pyrunner || s.Key == baseline || (isolatedOnly && s.Key == "reuse") {
+		if !s.Pyrunner || s.Key == baseline || (isolatedOnly && !isolatedSetups[s.Key]) {
 			continue
 		}
 		if c := r.cell(scenario, s.Key); c.sound() && (bc == nil || c.C1.P50ms < bc.C1.P50ms) {
@@ -65,7 +68,7 @@ func (r *Results) Markdown() string {
 	p("## Median latency per task\n\n")
 	p("Each cell is the median (p50) of %d tasks run one at a time after warm-up. The improvement columns "+
 		"divide direct execution's and Pyodide %s's medians by the best pyrunner setup's (the fastest of "+
-		"worker pool, cached environment and reuse; the best isolated one in brackets).\n\n", r.Tasks, PyodideN8N)
+		"worker pool, cached environment, reuse and workflow; the best isolated one in brackets).\n\n", r.Tasks, PyodideN8N)
 	p("| Scenario |")
 	for _, s := range r.Setups {
 		p(" %s |", shortTitle(s))
@@ -280,7 +283,7 @@ func (r *Results) reading() []string {
 		}
 		if pool := r.cell(sc.Key, "pool"); direct != nil && direct.Measured() && pool != nil && pool.Measured() && len(sc.Packages) > 0 {
 			line += fmt.Sprintf(" The worker pool without preloading takes %s: each isolated task imports %s again, which only the "+
-				"cached environment (packages preloaded in the zygote) or reuse avoids.", ms(pool.C1.P50ms), strings.Join(sc.Packages, " and "))
+				"cached environment (packages preloaded in the zygote), reuse or workflow mode avoids.", ms(pool.C1.P50ms), strings.Join(sc.Packages, " and "))
 		}
 		switch {
 		case pyo == nil:
@@ -350,7 +353,7 @@ func (r *Results) setupTitle(key string) string {
 
 // shortTitles are the setups' column headings.
 var shortTitles = map[string]string{"direct": "Direct", "pool": "Worker pool", "cached": "Cached env",
-	"reuse": "Reuse", "official": "n8n's runner", "cpython": "CPython floor"}
+	"reuse": "Reuse", "workflow": "Workflow", "official": "n8n's runner", "cpython": "CPython floor"}
 
 // shortTitle is a setup's column heading.
 func shortTitle(s SetupInfo) string {

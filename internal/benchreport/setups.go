@@ -37,7 +37,7 @@ type Setup struct {
 
 const brokerSeen = "settings sent → result received, at the fake broker (the real protocol, the built binary as its own process)"
 
-// pyrunnerSetups are the four configurations of the built binary.
+// pyrunnerSetups are the five configurations of the built binary.
 func pyrunnerSetups(h *host) []Setup {
 	mk := func(key, title string, env func(sc Scenario) []string) Setup {
 		return Setup{Key: key, Title: title, Measured: brokerSeen, pyrunner: true,
@@ -61,6 +61,11 @@ func pyrunnerSetups(h *host) []Setup {
 		}),
 		mk("reuse", "Reuse (N8N_PYTHON_ISOLATION=reuse)", func(Scenario) []string {
 			return []string{"N8N_PYTHON_ISOLATION=reuse"}
+		}),
+		// Every task of a scenario carries the same workflowId (taskSettings):
+		// one Code node run again and again, as a workflow runs it.
+		mk("workflow", "Workflow (N8N_PYTHON_ISOLATION=workflow, the scenario's tasks from one workflow)", func(Scenario) []string {
+			return []string{"N8N_PYTHON_ISOLATION=workflow"}
 		}),
 	}
 }
