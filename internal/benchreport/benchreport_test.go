@@ -279,6 +279,14 @@ func TestPyodideColumn(t *testing.T) {
 	if len(res.Pyodide) != 1 || res.Pyodide[0].Python == "" {
 		t.Errorf("Pyodide info %+v", res.Pyodide)
 	}
+	for _, sc := range res.Scenarios {
+		if sc.Key == "numpy" && sc.Skipped != "" {
+			// The host's Python lacks numpy (a fresh machine; CI installs
+			// Debian's): the scenario has no cells in any setup.
+			t.Logf("the numpy half not checked: %s", sc.Skipped)
+			return
+		}
+	}
 	numpy := res.cell("numpy", pyodideKey)
 	if numpy == nil {
 		t.Fatal("no numpy cell")
