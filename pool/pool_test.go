@@ -379,25 +379,59 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 // channel (here: stopped) cannot hold a task past its timeout, however
 // large the settings it is being sent.
 func TestTimeoutCoversSendingTheTask(t *testing.T) {
+	exec, pid, big := stoppedWorker(t)
+	task := pool.Task{ID: "b", Settings: big, Timeout: time.Second}
+	sendToStopped(t, pid, "timeout|Task execution timed out after 1 second|", func() pool.Result {
+		return exec.Run(context.Background(), task)
+	})
+	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
+}
+
+// TestCancelCoversSendingTheTask: cancelling a task ends it while its
+// settings are still being written to a process that does not read them,
+// and the process is stopped (the next task gets another one).
+func TestCancelCoversSendingTheTask(t *testing.T) {
+	exec, pid, big := stoppedWorker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	sendToStopped(t, pid, "cancelled|Task was cancelled|<absent>", func() pool.Result {
+		return exec.Run(ctx, pool.Task{ID: "b", Settings: big})
+	})
+	if next := pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})})); next == pid {
+		t.Fatalf("the next task ran in the stopped process %d", pid)
+	}
+}
+
+// stoppedWorker is a reuse executor whose one worker has run a task and
+// is then stopped (SIGSTOP), with settings of 16 MB, more than its
+// channel holds.
+func stoppedWorker(t *testing.T) (*pool.ZygoteExecutor, int, json.RawMessage) {
+	t.Helper()
 	exec := startExecutor(t, pool.Options{MaxWorkers: 1, MinWorkers: 1, Reuse: true, MaxExecutions: 10})
 	pid := pidOf(t, exec.Run(context.Background(), pool.Task{ID: "a", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	big := []any{map[string]any{"json": map[string]any{"s": strings.Repeat("x", 16<<20)}}}
-	task := pool.Task{ID: "b", Settings: settings(t, pidTask, "runOnceForAllItems", big), Timeout: time.Second}
+	return exec, pid, settings(t, pidTask, "runOnceForAllItems", big)
+}
+
+// sendToStopped runs a task on the stopped worker and wants it to end
+// with the error want, not to hang in the write.
+func sendToStopped(t *testing.T, pid int, want string, run func() pool.Result) {
+	t.Helper()
 	done := make(chan pool.Result, 1)
-	go func() { done <- exec.Run(context.Background(), task) }()
+	go func() { done <- run() }()
 	select {
 	case res := <-done:
-		if got := errText(res.Err); got != "timeout|Task execution timed out after 1 second|" {
-			t.Fatalf("result %s, error %q", res.Result, got)
+		if got := errText(res.Err); got != want {
+			t.Fatalf("result %s, error %q, want %q", res.Result, got, want)
 		}
 	case <-time.After(testWait):
 		syscall.Kill(pid, syscall.SIGKILL)
-		t.Fatal("the task outlived its timeout by far: the write to the stopped process blocked")
+		t.Fatal("the task went on: the write to the stopped process blocked")
 	}
-	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
 }
 
 // detachTask starts a grandchild that leaves the task's process group

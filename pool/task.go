@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -54,53 +55,55 @@ type frameOrErr struct {
 // whether the process still serves (reuse mode after a clean task); when
 // it is false the process has ended or been stopped.
 func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
-	var timeout <-chan time.Time
-	if r.task.Timeout > 0 {
-		timer := time.NewTimer(r.task.Timeout)
-		defer timer.Stop()
-		timeout = timer.C
-	}
+	// The write, then the read, on this goroutine: a process reads its whole
+	// task before it answers, and a reply used only once the write is over
+	// leaves no write behind on the channel of a process still serving.
+	// Settings can be megabytes, so both yield to the timeout and to
+	// cancellation, through the channel's deadline: no goroutine and no
+	// hand-off between threads per task.
 	conn := r.proc.Channel()
-	replies := make(chan frameOrErr, 1)
-	go func() { replies <- r.readReply(conn) }()
-	// Settings can be megabytes: the write, too, must yield to the timeout
-	// and to cancellation (stopping the process closes the channel, which
-	// ends the write). The reply is used once the write is over, so that a
-	// process still serving never has a write left behind on its channel.
-	written := make(chan error, 1)
-	go func() {
-		written <- python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
-			python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
-	}()
-
-	var got *frameOrErr
-	var writeErr error
-	for {
-		switch {
-		case written == nil && got != nil:
-			res, alive := r.reply(*got)
-			return res, alive && writeErr == nil
-		case written == nil && writeErr != nil:
-			// The process is gone or broken: its exit status says why.
-			return Result{Err: r.ended()}, false
-		}
-		select {
-		case writeErr = <-written:
-			written = nil
-		case f := <-replies:
-			got, replies = &f, nil
-		case <-timeout:
-			r.stop("the task timed out")
-			return Result{Err: TimeoutError(r.task.Timeout)}, false
-		case <-ctx.Done():
-			if errors.Is(context.Cause(ctx), ErrKillNow) {
-				r.kill("the runner is shutting down")
-			} else {
-				r.stop("the task was cancelled")
-			}
-			return Result{Err: CancelledError()}, false
-		}
+	var deadline time.Time
+	if r.task.Timeout > 0 {
+		deadline = time.Now().Add(r.task.Timeout)
 	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return Result{Err: r.ended()}, false
+	}
+	cancelled := make(chan struct{})
+	stopCancel := context.AfterFunc(ctx, func() {
+		_ = conn.SetDeadline(time.Unix(1, 0))
+		close(cancelled)
+	})
+	writeErr := python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
+		python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
+	var got frameOrErr
+	if writeErr == nil {
+		got = r.readReply(conn)
+	}
+	if !stopCancel() {
+		// Cancelled, even if the reply came meanwhile: the deadline is set
+		// in the past once the func is done, and the task ends as cancelled.
+		<-cancelled
+		if errors.Is(context.Cause(ctx), ErrKillNow) {
+			r.kill("the runner is shutting down")
+		} else {
+			r.stop("the task was cancelled")
+		}
+		return Result{Err: CancelledError()}, false
+	}
+	if errors.Is(writeErr, os.ErrDeadlineExceeded) || errors.Is(got.err, os.ErrDeadlineExceeded) {
+		r.stop("the task timed out")
+		return Result{Err: TimeoutError(r.task.Timeout)}, false
+	}
+	if writeErr != nil {
+		// The process is gone or broken: its exit status says why.
+		return Result{Err: r.ended()}, false
+	}
+	res, alive = r.reply(got)
+	if alive {
+		_ = conn.SetDeadline(time.Time{})
+	}
+	return res, alive
 }
 
 // readReply reads the process's reply; when the compiled code was asked
