@@ -384,7 +384,7 @@ func TestTimeoutCoversSendingTheTask(t *testing.T) {
 	sendToStopped(t, pid, "timeout|Task execution timed out after 1 second|", func() pool.Result {
 		return exec.Run(context.Background(), task)
 	})
-	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})}))
+	pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{}), Timeout: testWait}))
 }
 
 // TestCancelCoversSendingTheTask: cancelling a task ends it while its
@@ -398,7 +398,10 @@ func TestCancelCoversSendingTheTask(t *testing.T) {
 	sendToStopped(t, pid, "cancelled|Task was cancelled|<absent>", func() pool.Result {
 		return exec.Run(ctx, pool.Task{ID: "b", Settings: big})
 	})
-	if next := pidOf(t, exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{})})); next == pid {
+	// With a timeout: a stopped process handed out again fails the test
+	// rather than hanging it.
+	res := exec.Run(context.Background(), pool.Task{ID: "c", Settings: settings(t, pidTask, "runOnceForAllItems", []any{}), Timeout: testWait})
+	if next := pidOf(t, res); next == pid {
 		t.Fatalf("the next task ran in the stopped process %d", pid)
 	}
 }

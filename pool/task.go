@@ -59,8 +59,8 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	// task before it answers, and a reply used only once the write is over
 	// leaves no write behind on the channel of a process still serving.
 	// Settings can be megabytes, so both yield to the timeout and to
-	// cancellation, through the channel's deadline: no goroutine and no
-	// hand-off between threads per task.
+	// cancellation, through the channel's deadline: no goroutine of its own
+	// and no hand-off between threads per task (a cancellation runs one).
 	conn := r.proc.Channel()
 	var deadline time.Time
 	if r.task.Timeout > 0 {
@@ -80,10 +80,15 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	if writeErr == nil {
 		got = r.readReply(conn)
 	}
+	interrupted := false
 	if !stopCancel() {
-		// Cancelled, even if the reply came meanwhile: the deadline is set
-		// in the past once the func is done, and the task ends as cancelled.
 		<-cancelled
+		// A reply read in full before the cancellation took hold is the
+		// task's result (the deadline now in the past is cleared below
+		// when the process stays).
+		interrupted = writeErr != nil || got.err != nil
+	}
+	if interrupted {
 		if errors.Is(context.Cause(ctx), ErrKillNow) {
 			r.kill("the runner is shutting down")
 		} else {
@@ -130,7 +135,8 @@ func (r taskRun) readReply(conn net.Conn) frameOrErr {
 // errInvalidReply: the process sent something no honest one sends.
 var errInvalidReply = errors.New("invalid reply")
 
-// reply turns what the reader got into the task's result.
+// reply turns the reply read (or the error reading it) into the task's
+// result.
 func (r taskRun) reply(f frameOrErr) (Result, bool) {
 	if errors.Is(f.err, python.ErrFrameTooLarge) {
 		r.stop("its reply was too large")
