@@ -274,9 +274,11 @@ func awaitReady(p taskProcess, timeout time.Duration) error {
 func awaitReadyCtx(ctx context.Context, p taskProcess, timeout time.Duration) error {
 	conn := p.Channel()
 	_ = conn.SetReadDeadline(time.Now().Add(timeout))
-	defer conn.SetReadDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
-	defer stop()
+	release := wakeOnDone(ctx, conn)
+	defer func() {
+		release()
+		_ = conn.SetDeadline(time.Time{})
+	}()
 	frame, err := python.ReadFrame(conn, 1<<10)
 	if err != nil {
 		return err

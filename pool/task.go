@@ -69,26 +69,17 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		return Result{Err: r.ended()}, false
 	}
-	cancelled := make(chan struct{})
-	stopCancel := context.AfterFunc(ctx, func() {
-		_ = conn.SetDeadline(time.Unix(1, 0))
-		close(cancelled)
-	})
+	release := wakeOnDone(ctx, conn)
 	writeErr := python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
 		python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
 	var got frameOrErr
 	if writeErr == nil {
 		got = r.readReply(conn)
 	}
-	interrupted := false
-	if !stopCancel() {
-		<-cancelled
-		// A reply read in full before the cancellation took hold is the
-		// task's result (the deadline now in the past is cleared below
-		// when the process stays).
-		interrupted = writeErr != nil || got.err != nil
-	}
-	if interrupted {
+	// A reply read in full before the cancellation took hold is the task's
+	// result (the deadline now in the past is cleared below when the
+	// process stays).
+	if release() && (writeErr != nil || got.err != nil) {
 		if errors.Is(context.Cause(ctx), ErrKillNow) {
 			r.kill("the runner is shutting down")
 		} else {

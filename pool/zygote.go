@@ -167,9 +167,11 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 	timeout := spec.startupTimeout()
 	// Cancelling ctx (the executor closing) ends the wait at once.
 	_ = z.ctl.SetDeadline(time.Now().Add(timeout))
-	defer z.ctl.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = z.ctl.SetDeadline(time.Now()) })
-	defer stop()
+	release := wakeOnDone(ctx, z.ctl)
+	defer func() {
+		release()
+		_ = z.ctl.SetDeadline(time.Time{})
+	}()
 	if _, err := z.ctl.Write(b); err != nil {
 		return fmt.Errorf("configuring zygote: %w", err)
 	}
