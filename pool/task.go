@@ -46,11 +46,6 @@ type taskRun struct {
 	onCompiled   func([]byte)
 }
 
-type frameOrErr struct {
-	frame []byte
-	err   error
-}
-
 // run sends the task to the process and returns its result. alive reports
 // whether the process still serves (reuse mode after a clean task); when
 // it is false the process has ended or been stopped.
@@ -72,14 +67,15 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	release := wakeOnDone(ctx, conn)
 	writeErr := python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
 		python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
-	var got frameOrErr
+	var frame []byte
+	var readErr error
 	if writeErr == nil {
-		got = r.readReply(conn)
+		frame, readErr = r.readReply(conn)
 	}
 	// A reply read in full before the cancellation took hold is the task's
 	// result (the deadline now in the past is cleared below when the
 	// process stays).
-	if release() && (writeErr != nil || got.err != nil) {
+	if release() && (writeErr != nil || readErr != nil) {
 		if errors.Is(context.Cause(ctx), ErrKillNow) {
 			r.kill("the runner is shutting down")
 		} else {
@@ -87,7 +83,7 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 		}
 		return Result{Err: CancelledError()}, false
 	}
-	if errors.Is(writeErr, os.ErrDeadlineExceeded) || errors.Is(got.err, os.ErrDeadlineExceeded) {
+	if errors.Is(writeErr, os.ErrDeadlineExceeded) || errors.Is(readErr, os.ErrDeadlineExceeded) {
 		r.stop("the task timed out")
 		return Result{Err: TimeoutError(r.task.Timeout)}, false
 	}
@@ -95,7 +91,7 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 		// The process is gone or broken: its exit status says why.
 		return Result{Err: r.ended()}, false
 	}
-	res, alive = r.reply(got)
+	res, alive = r.reply(frame, readErr)
 	if alive {
 		_ = conn.SetDeadline(time.Time{})
 	}
@@ -104,23 +100,22 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 
 // readReply reads the process's reply; when the compiled code was asked
 // for, the process may send it first, and only there is it taken.
-func (r taskRun) readReply(conn net.Conn) frameOrErr {
+func (r taskRun) readReply(conn net.Conn) ([]byte, error) {
 	frame, err := python.ReadFrame(conn, r.frameMax)
 	if err != nil || !r.wantCompiled {
-		return frameOrErr{frame, err}
+		return frame, err
 	}
 	code, ok, err := python.DecodeCompiled(frame)
 	switch {
 	case !ok:
-		return frameOrErr{frame, nil} // no code: it did not compile
+		return frame, nil // no code: it did not compile
 	case err != nil:
-		return frameOrErr{nil, fmt.Errorf("%w: %v", errInvalidReply, err)}
+		return nil, fmt.Errorf("%w: %v", errInvalidReply, err)
 	}
 	if r.onCompiled != nil {
 		r.onCompiled(code)
 	}
-	frame, err = python.ReadFrame(conn, r.frameMax)
-	return frameOrErr{frame, err}
+	return python.ReadFrame(conn, r.frameMax)
 }
 
 // errInvalidReply: the process sent something no honest one sends.
@@ -128,22 +123,22 @@ var errInvalidReply = errors.New("invalid reply")
 
 // reply turns the reply read (or the error reading it) into the task's
 // result.
-func (r taskRun) reply(f frameOrErr) (Result, bool) {
-	if errors.Is(f.err, python.ErrFrameTooLarge) {
+func (r taskRun) reply(frame []byte, err error) (Result, bool) {
+	if errors.Is(err, python.ErrFrameTooLarge) {
 		r.stop("its reply was too large")
 		return Result{Err: &TaskError{
-			Message:     fmt.Sprintf("Task result is too large: %v (%s)", f.err, r.setting),
+			Message:     fmt.Sprintf("Task result is too large: %v (%s)", err, r.setting),
 			Description: strPtr(""), Kind: KindCrashed,
 		}}, false
 	}
-	if errors.Is(f.err, errInvalidReply) {
+	if errors.Is(err, errInvalidReply) {
 		r.stop("its reply was invalid")
-		return Result{Err: internalError("Task process sent an invalid reply: %v", f.err)}, false
+		return Result{Err: internalError("Task process sent an invalid reply: %v", err)}, false
 	}
-	if f.err != nil {
+	if err != nil {
 		return Result{Err: r.ended()}, false
 	}
-	reply, err := python.DecodeReply(f.frame, r.maxPrints)
+	reply, err := python.DecodeReply(frame, r.maxPrints)
 	if err != nil {
 		r.stop("its reply was invalid")
 		return Result{Err: internalError("Task process sent an invalid reply: %v", err)}, false
