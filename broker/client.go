@@ -101,14 +101,14 @@ func (m *MessageReader) Read(ctx context.Context, ws *websocket.Conn) ([]byte, e
 	}
 	m.buf.Reset()
 	_, err = m.buf.ReadFrom(r)
-	msg := bytes.Clone(m.buf.Bytes())
+	var msg []byte
+	if err == nil {
+		msg = bytes.Clone(m.buf.Bytes())
+	}
 	if m.buf.Cap() > keptReadBuffer {
 		m.buf = bytes.Buffer{}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return msg, nil
+	return msg, err
 }
 
 // Close closes the connection with a normal closure.
