@@ -1,6 +1,9 @@
 # pyrunner — see README.md. Every target works on a fresh Linux machine with Go and Python 3.
 GO        ?= go
 PYTHON    ?= python3
+# Further interpreters the Python tests also run on where this machine has them (pyenv's 3.12 and
+# 3.13 release builds, not its free-threaded "t" or debug ones: immortal.py does its work only there).
+PYTHONS_NEWER ?= $(filter-out %t/bin/python3 %-debug/bin/python3,$(wildcard $(HOME)/.pyenv/versions/3.1[23].*/bin/python3))
 BIN       := bin/pyrunner
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -37,7 +40,8 @@ gotest:
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 pytest:
-	cd python/runtime && $(PYTHON) -m unittest discover -s tests -t . -q
+	cd python/runtime && for py in $(PYTHON) $(PYTHONS_NEWER); do \
+		echo "Python tests on $$py"; $$py -m unittest discover -s tests -t . -q || exit 1; done
 
 # The JSON scanner reads what task processes send: fuzz it against encoding/json for a while
 # (its seed corpus also runs in every `go test`). CI runs this after make test.

@@ -12,6 +12,9 @@ type Config struct {
 	BlockEnvAccess         bool     `json:"block_env_access"`
 	AllowTransitiveImports bool     `json:"allow_transitive_imports"`
 	Preload                []string `json:"preload"`
+	// ImmortalObjects: the zygote marks the objects it holds once warm
+	// immortal before it forks (Python 3.12 and 3.13; see immortal.py).
+	ImmortalObjects bool `json:"immortal_objects"`
 	// TaskUID and TaskGID are the user tasks run as; -1 keeps pyrunner's.
 	// With UIDPerTask (a root pyrunner) each live task process gets a uid
 	// and gid of its own from the TaskUIDCount starting at TaskUID; else

@@ -145,6 +145,7 @@ func pythonConfig(cfg *config.Config, users taskuser.Users, tasksDir string) pyt
 		TasksDir:               tasksDir,
 		ReadablePaths:          limits.ReadablePaths,
 		Preload:                cfg.Pool.Preload,
+		ImmortalObjects:        bool(cfg.Pool.ImmortalObjects),
 	}
 }
 

@@ -19,6 +19,9 @@ type Pool struct {
 	StartupTimeout Millis `env:"N8N_PYTHON_POOL_STARTUP_TIMEOUT, default=30000"`
 	Zygotes        Int    `env:"N8N_PYTHON_POOL_ZYGOTES, default=0"` // 0: one per four cores, at most 8
 	Preload        List   `env:"N8N_PYTHON_PRELOAD"`
+	// ImmortalObjects: zygotes on Python 3.12 and 3.13 mark their objects
+	// immortal, so that task processes do not write to their pages.
+	ImmortalObjects Bool `env:"N8N_PYTHON_POOL_IMMORTAL_OBJECTS, default=true"`
 
 	// Who tasks run as; -1 leaves the choice to pyrunner (taskuser.Decide).
 	TaskUID Int `env:"N8N_PYTHON_TASK_UID, default=-1"`

@@ -58,7 +58,7 @@ func Spec(t testing.TB) pool.ProcessSpec {
 		Env:        []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
 		// Every module allowed: these tests are about processes, not the sandbox.
 		Config: python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1,
-			StdlibAllow: []string{"*"}, ExternalAllow: []string{"*"}},
+			StdlibAllow: []string{"*"}, ExternalAllow: []string{"*"}, ImmortalObjects: true},
 	}
 }
 

@@ -19,8 +19,9 @@ import _signal
 import socket
 import sys
 import time
+import traceback
 
-from . import child, hardening, sandbox
+from . import child, hardening, immortal, sandbox
 from .config import Config
 
 _MAX_PACKET = 1 << 16
@@ -228,8 +229,9 @@ class Zygote:
                 pass
         return len(orphans)
 
-    def shutdown(self) -> None:
-        """Kills every task process and all they started, then exits. What a task detached from
+    def shutdown(self, status: int = 0) -> None:
+        """Kills every task process and all they started, then exits with status (through
+        os._exit: never interpreter finalization, see immortal.py). What a task detached from
         its group is adopted by us as its parents die, so the sweep repeats until no child is
         left; with uids of their own, whatever still runs as those uids goes too."""
         uids = [uid for uid in self.children.values() if uid >= 0]
@@ -253,7 +255,7 @@ class Zygote:
             time.sleep(0.005)
         for uid in uids:
             hardening.kill_all_of(uid)
-        os._exit(0)
+        os._exit(status)
 
     def loop(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
@@ -340,7 +342,15 @@ def main() -> None:
     if cfg.block_env_access:
         # Once here, inherited, rather than in every task process (child.prepare).
         os.environ.clear()
+    if cfg.immortal_objects and immortal.supported():
+        # Last, once everything a task process inherits is built: every process forked from
+        # here on shares it without writing to it.
+        immortal.immortalize()
     try:
         zygote.loop()
     except GoHungUp:
         zygote.shutdown()
+    except BaseException:  # noqa: BLE001 - a bug of ours: said, and nothing left behind
+        traceback.print_exc()
+        sys.stderr.flush()
+        zygote.shutdown(1)
