@@ -32,6 +32,23 @@ func StartTestZygote(t testing.TB, spec ProcessSpec) TestZygote {
 // id.
 func (tz TestZygote) Spawn(t testing.TB) (pid, id int) {
 	t.Helper()
+	p := tz.spawnReady(t)
+	return p.pid, p.spawnID
+}
+
+// Start forks a task process, waits until it is ready and sends it
+// settings without waiting for the result.
+func (tz TestZygote) Start(t testing.TB, settings json.RawMessage) (pid, id int) {
+	t.Helper()
+	p := tz.spawnReady(t)
+	if err := python.WriteFrame(p.conn, python.TaskFrame("started", settings, python.TaskFlags{})); err != nil {
+		t.Fatal(err)
+	}
+	return p.pid, p.spawnID
+}
+
+func (tz TestZygote) spawnReady(t testing.TB) *forkedProcess {
+	t.Helper()
 	p, err := tz.z.spawn(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -40,9 +57,28 @@ func (tz TestZygote) Spawn(t testing.TB) (pid, id int) {
 	if err := awaitReady(p, readyTimeout); err != nil {
 		t.Fatal(err)
 	}
-	tz.z.mu.Lock()
-	defer tz.z.mu.Unlock()
-	return p.pid, p.spawnID
+	return p
+}
+
+// SendRaw writes packet to the zygote's control socket as one message, as
+// only a bug on the Go side would write it.
+func (tz TestZygote) SendRaw(t testing.TB, packet []byte) {
+	t.Helper()
+	if err := tz.z.write(packet, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ExitCode waits (at most wait) for the zygote to exit and returns its
+// exit status (-1 for a signal).
+func (tz TestZygote) ExitCode(t testing.TB, wait time.Duration) int {
+	t.Helper()
+	select {
+	case <-tz.z.waitDone:
+	case <-time.After(wait):
+		t.Fatalf("zygote still running after %s", wait)
+	}
+	return tz.z.cmd.ProcessState.ExitCode()
 }
 
 // Signal sends the zygote a kill request for pid as forked for spawn id.

@@ -563,6 +563,23 @@ func TestKilledZygoteLeavesNothingBehind(t *testing.T) {
 	waitFor(t, testWait, "the detached sleep to be gone", func() bool { return !running(t, marker) })
 }
 
+// TestZygoteBugLeavesNothingBehind: a control message the zygote chokes on
+// (which only a bug would send) ends it through its own shutdown, never
+// through the interpreter's finalization (immortal.py): what its task
+// processes started is killed, a detached grandchild included, and it
+// exits with status 1.
+func TestZygoteBugLeavesNothingBehind(t *testing.T) {
+	z := pool.StartTestZygote(t, pooltest.Spec(t))
+	marker := detachMarker(9)
+	_, id := z.Start(t, settings(t, detachTask(marker), "runOnceForAllItems", []any{}))
+	waitFor(t, testWait, "the detached sleep", func() bool { return running(t, marker) })
+	z.SendRaw(t, []byte(`{"op":"kill","id":`+strconv.Itoa(id)+`,"pid":"not a pid"}`))
+	if code := z.ExitCode(t, testWait); code != 1 {
+		t.Fatalf("zygote exited with %d, want 1", code)
+	}
+	waitFor(t, testWait, "the detached sleep to be gone", func() bool { return !running(t, marker) })
+}
+
 // TestZygotesHandOutDisjointUIDs: with several zygotes, each gives its
 // task processes uids from a share of its own, from the first start on.
 func TestZygotesHandOutDisjointUIDs(t *testing.T) {
