@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 
 from . import hardening, sandbox
 from .channel import ChannelClosed, read_frame, write_frame
@@ -51,6 +52,10 @@ def _quiet_standard_streams() -> None:
         os.close(devnull)
 
 
+# How old a zygote's count of a shared uid's processes may be (Fences.count_processes).
+_RECOUNT_SECONDS = 1.0
+
+
 class Fences:
     """Everything task processes need to fence themselves in, prepared once per zygote (or per
     spawned interpreter) so that each fork does only what is its own."""
@@ -64,6 +69,31 @@ class Fences:
         # Signals: a uid of its own, or Landlock's signal scope (ABI 6), keeps them in; otherwise
         # the filter does, at the price of signalling only its own process group.
         self.seccomp = hardening.SeccompPlan(cfg.network, own_group_signals_only=not own_uid and cfg.landlock_abi < 6)
+        # With a shared uid: its processes when a zygote last counted them, and when.
+        self.counted = None
+        self.counted_at = 0.0
+
+    def count_processes(self, uid: int) -> None:
+        """A zygote about to fork for a shared uid counts that uid's processes, at most once a
+        second, for its task processes' RLIMIT_NPROC: counting reads every process's status
+        under /proc (about 2 ms with 90 processes), too much to do in every task process."""
+        if self.own_uid or self.cfg.max_processes <= 0:
+            return
+        now = time.monotonic()
+        if self.counted is None or now - self.counted_at >= _RECOUNT_SECONDS:
+            self.counted, self.counted_at = hardening.processes_of(uid), now
+
+    def process_limit(self, uid: int) -> int:
+        """RLIMIT_NPROC for a task process of uid (0: none), which counts every process of the
+        user: N8N_PYTHON_MAX_PROCESSES more than the uid has. With a uid of its own that is none;
+        with a shared one, what the zygote counted (and this process, forked since), or a count
+        taken now."""
+        if self.cfg.max_processes <= 0:
+            return 0
+        if self.own_uid:
+            return self.cfg.max_processes
+        have = self.counted + 1 if self.counted is not None else hardening.processes_of(uid)
+        return self.cfg.max_processes + have
 
 
 def begin_fencing(fences: Fences, uid: int, gid: int) -> int:
@@ -86,10 +116,7 @@ def begin_fencing(fences: Fences, uid: int, gid: int) -> int:
 def finish_fencing(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
     """The rest, once only the task's own descriptors are left: limits, identity, Landlock, seccomp."""
     cfg = fences.cfg
-    nproc = 0
-    if cfg.max_processes > 0:
-        # RLIMIT_NPROC counts every process of the user.
-        nproc = cfg.max_processes + (0 if fences.own_uid else hardening.processes_of(uid if uid >= 0 else os.geteuid()))
+    nproc = fences.process_limit(uid if uid >= 0 else os.geteuid())
     hardening.set_limits(cfg.memory_mb, cfg.cpu_seconds, nproc)
     if uid >= 0 and os.geteuid() != uid:
         hardening.drop_privileges(uid, gid)

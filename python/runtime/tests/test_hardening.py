@@ -131,3 +131,43 @@ class SeccompTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ProcessLimitTest(unittest.TestCase):
+    """RLIMIT_NPROC for task processes (child.Fences): with a shared uid it counts the uid's
+    processes, which a zygote does at most once a second rather than in every task process."""
+
+    def setUp(self):
+        from pyrunner_runtime import child
+        from pyrunner_runtime.config import Config
+        self.child = child
+        self.counts = []
+        real = hardening.processes_of
+        hardening.processes_of = lambda uid: self.counts.append(uid) or 40
+        self.addCleanup(setattr, hardening, "processes_of", real)
+        self.fences = lambda own_uid, limit=5: child.Fences(Config(max_processes=limit, landlock_abi=0), own_uid)
+
+    def test_own_uid_counts_from_zero(self):
+        self.assertEqual(self.fences(True).process_limit(1234), 5)
+        self.assertEqual(self.counts, [])
+
+    def test_no_limit(self):
+        fences = self.fences(False, limit=0)
+        fences.count_processes(1234)
+        self.assertEqual(fences.process_limit(1234), 0)
+        self.assertEqual(self.counts, [])
+
+    def test_shared_uid_without_a_count_counts_now(self):
+        self.assertEqual(self.fences(False).process_limit(1234), 45)
+        self.assertEqual(self.counts, [1234])
+
+    def test_zygote_counts_once_a_second(self):
+        fences = self.fences(False)
+        fences.count_processes(1234)
+        fences.count_processes(1234)
+        # The count, this process (forked after it) and the limit; no count of its own.
+        self.assertEqual([fences.process_limit(1234), fences.process_limit(1234)], [46, 46])
+        self.assertEqual(self.counts, [1234])
+        fences.counted_at -= 1.5
+        fences.count_processes(1234)
+        self.assertEqual(self.counts, [1234, 1234])
