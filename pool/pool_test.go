@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -578,6 +579,39 @@ func TestZygoteBugLeavesNothingBehind(t *testing.T) {
 		t.Fatalf("zygote exited with %d, want 1", code)
 	}
 	waitFor(t, testWait, "the detached sleep to be gone", func() bool { return !running(t, marker) })
+}
+
+// TestSharedUIDProcessLimitCountsTheUID: with a uid shared by all tasks,
+// RLIMIT_NPROC counts every process of that uid, so a task process may
+// start N8N_PYTHON_MAX_PROCESSES besides itself and what the uid already
+// runs, as its zygote counted before forking it: here three sleeps.
+func TestSharedUIDProcessLimitCountsTheUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("starting processes as another uid needs root")
+	}
+	uid := pooltest.UIDBlock(t, 1)
+	for range 3 {
+		sleep := exec.Command("sleep", "60")
+		sleep.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		if err := sleep.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sleep.Process.Kill(); _ = sleep.Wait() })
+	}
+	spec := pooltest.Spec(t)
+	spec.Config.TaskUID, spec.Config.TaskGID, spec.Config.TaskUIDCount, spec.Config.UIDPerTask = uid, uid, 1, false
+	spec.Config.MaxProcesses = 8
+	ex := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
+	res := ex.Run(context.Background(), pool.Task{ID: "n", Settings: settings(t, "import resource\nreturn [{'json': {'nproc': resource.getrlimit(resource.RLIMIT_NPROC)[0]}}]", "runOnceForAllItems", []any{})})
+	var out []struct {
+		JSON struct{ Nproc int } `json:"json"`
+	}
+	if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
+		t.Fatalf("task: %s %q", res.Result, errText(res.Err))
+	}
+	if want := 8 + 3 + 1; out[0].JSON.Nproc != want {
+		t.Fatalf("RLIMIT_NPROC %d, want %d: 8 besides the task process and the uid's 3 sleeps", out[0].JSON.Nproc, want)
+	}
 }
 
 // TestZygotesHandOutDisjointUIDs: with several zygotes, each gives its

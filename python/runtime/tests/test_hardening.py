@@ -128,11 +128,6 @@ class SeccompTest(unittest.TestCase):
         self.assertEqual(status, 0)
         self.assertEqual(got, {"ret": -1, "errno": errno.ENOSYS})
 
-
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ProcessLimitTest(unittest.TestCase):
     """RLIMIT_NPROC for task processes (child.Fences): with a shared uid it counts the uid's
     processes, which a zygote does at most once a second rather than in every task process."""
@@ -171,3 +166,8 @@ class ProcessLimitTest(unittest.TestCase):
         fences.counted_at -= 1.5
         fences.count_processes(1234)
         self.assertEqual(self.counts, [1234, 1234])
+
+
+if __name__ == "__main__":
+    unittest.main()
+
