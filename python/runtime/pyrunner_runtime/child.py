@@ -81,7 +81,11 @@ class Fences:
             return
         now = time.monotonic()
         if self.counted is None or now - self.counted_at >= _RECOUNT_SECONDS:
-            self.counted, self.counted_at = hardening.processes_of(uid), now
+            try:
+                self.counted, self.counted_at = hardening.processes_of(uid), now
+            except OSError:
+                # No /proc to read: each task process tries for itself and, failing, says why.
+                self.counted = None
 
     def process_limit(self, uid: int) -> int:
         """RLIMIT_NPROC for a task process of uid (0: none), which counts every process of the

@@ -167,6 +167,15 @@ class ProcessLimitTest(unittest.TestCase):
         fences.count_processes(1234)
         self.assertEqual(self.counts, [1234, 1234])
 
+    def test_a_failed_count_is_left_to_the_task_process(self):
+        def unreadable(uid):
+            raise FileNotFoundError("/proc")
+        hardening.processes_of = unreadable
+        fences = self.fences(False)
+        fences.count_processes(1234)  # the zygote goes on
+        with self.assertRaises(OSError):  # the task process fails its fence, saying why
+            fences.process_limit(1234)
+
 
 if __name__ == "__main__":
     unittest.main()
