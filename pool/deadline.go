@@ -11,22 +11,25 @@ type deadliner interface {
 	SetDeadline(time.Time) error
 }
 
-// wakeOnDone makes the end of ctx wake a read or write blocked on conn, by
-// setting its deadline in the past. The returned release undoes that and
-// reports whether ctx ended first: once it has returned, nothing will set
-// the deadline again (a wake already started is waited for), so the caller
-// may reset it for the connection's next user.
-func wakeOnDone(ctx context.Context, conn deadliner) (release func() (woken bool)) {
+// deadlineOrDone bounds the reads and writes on conn that follow: they end
+// at deadline (zero: none), or as soon as ctx ends, which moves the
+// deadline into the past. The returned release waits for such a wake
+// already under way, clears the deadline for the connection's next user
+// (nothing sets it again once release has returned), and reports whether
+// ctx ended first.
+func deadlineOrDone(ctx context.Context, conn deadliner, deadline time.Time) (release func() (woken bool)) {
+	_ = conn.SetDeadline(deadline)
 	woke := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		_ = conn.SetDeadline(time.Unix(1, 0))
 		close(woke)
 	})
 	return func() bool {
-		if stop() {
-			return false
+		woken := !stop()
+		if woken {
+			<-woke
 		}
-		<-woke
-		return true
+		_ = conn.SetDeadline(time.Time{})
+		return woken
 	}
 }

@@ -273,12 +273,7 @@ func awaitReady(p taskProcess, timeout time.Duration) error {
 // awaitReadyCtx is awaitReady that also ends when ctx does.
 func awaitReadyCtx(ctx context.Context, p taskProcess, timeout time.Duration) error {
 	conn := p.Channel()
-	_ = conn.SetReadDeadline(time.Now().Add(timeout))
-	release := wakeOnDone(ctx, conn)
-	defer func() {
-		release()
-		_ = conn.SetDeadline(time.Time{})
-	}()
+	defer deadlineOrDone(ctx, conn, time.Now().Add(timeout))()
 	frame, err := python.ReadFrame(conn, 1<<10)
 	if err != nil {
 		return err

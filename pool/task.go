@@ -61,10 +61,7 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 	if r.task.Timeout > 0 {
 		deadline = time.Now().Add(r.task.Timeout)
 	}
-	if err := conn.SetDeadline(deadline); err != nil {
-		return Result{Err: r.ended()}, false
-	}
-	release := wakeOnDone(ctx, conn)
+	release := deadlineOrDone(ctx, conn, deadline)
 	writeErr := python.WriteFrame(conn, python.TaskFrame(r.task.ID, r.task.Settings,
 		python.TaskFlags{Analyzed: r.task.analyzed, Compiled: r.compiled, WantCompiled: r.wantCompiled}))
 	var frame []byte
@@ -73,8 +70,7 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 		frame, readErr = r.readReply(conn)
 	}
 	// A reply read in full before the cancellation took hold is the task's
-	// result (the deadline now in the past is cleared below when the
-	// process stays).
+	// result.
 	if release() && (writeErr != nil || readErr != nil) {
 		if errors.Is(context.Cause(ctx), ErrKillNow) {
 			r.kill("the runner is shutting down")
@@ -91,11 +87,7 @@ func (r taskRun) run(ctx context.Context) (res Result, alive bool) {
 		// The process is gone or broken: its exit status says why.
 		return Result{Err: r.ended()}, false
 	}
-	res, alive = r.reply(frame, readErr)
-	if alive {
-		_ = conn.SetDeadline(time.Time{})
-	}
-	return res, alive
+	return r.reply(frame, readErr)
 }
 
 // readReply reads the process's reply; when the compiled code was asked

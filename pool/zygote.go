@@ -166,12 +166,7 @@ func (z *zygote) handshake(ctx context.Context, spec ProcessSpec) error {
 	b := python.ConfigFrame(spec.Config)
 	timeout := spec.startupTimeout()
 	// Cancelling ctx (the executor closing) ends the wait at once.
-	_ = z.ctl.SetDeadline(time.Now().Add(timeout))
-	release := wakeOnDone(ctx, z.ctl)
-	defer func() {
-		release()
-		_ = z.ctl.SetDeadline(time.Time{})
-	}()
+	defer deadlineOrDone(ctx, z.ctl, time.Now().Add(timeout))()
 	if _, err := z.ctl.Write(b); err != nil {
 		return fmt.Errorf("configuring zygote: %w", err)
 	}
