@@ -73,30 +73,35 @@ class Fences:
         self.counted = None
         self.counted_at = 0.0
 
-    def count_processes(self, uid: int) -> None:
-        """A zygote about to fork for a shared uid counts that uid's processes, at most once a
-        second, for its task processes' RLIMIT_NPROC: counting reads every process's status
-        under /proc (about 2 ms with 90 processes), too much to do in every task process."""
+    def _shared_uid(self) -> int:
+        """The uid all tasks share (without a uid of their own): task_uid, or -1 for this
+        process's own, which a task process keeps."""
+        return self.cfg.task_uid if self.cfg.task_uid >= 0 else os.geteuid()
+
+    def count_processes(self) -> None:
+        """A zygote about to fork counts the shared uid's processes, at most once a second, for
+        its task processes' RLIMIT_NPROC: counting reads every process's status under /proc
+        (about 2 ms with 90 processes), too much to do in every task process."""
         if self.own_uid or self.cfg.max_processes <= 0:
             return
         now = time.monotonic()
         if self.counted is None or now - self.counted_at >= _RECOUNT_SECONDS:
             try:
-                self.counted, self.counted_at = hardening.processes_of(uid), now
+                self.counted, self.counted_at = hardening.processes_of(self._shared_uid()), now
             except OSError:
                 # No /proc to read: each task process tries for itself and, failing, says why.
                 self.counted = None
 
-    def process_limit(self, uid: int) -> int:
-        """RLIMIT_NPROC for a task process of uid (0: none), which counts every process of the
-        user: N8N_PYTHON_MAX_PROCESSES more than the uid has. With a uid of its own that is none;
-        with a shared one, what the zygote counted (and this process, forked since), or a count
+    def process_limit(self) -> int:
+        """RLIMIT_NPROC for a task process (0: none), which counts every process of the user:
+        N8N_PYTHON_MAX_PROCESSES more than the uid has. With a uid of its own that is none; with
+        the shared one, what the zygote counted (and this process, forked since), or a count
         taken now."""
         if self.cfg.max_processes <= 0:
             return 0
         if self.own_uid:
             return self.cfg.max_processes
-        have = self.counted + 1 if self.counted is not None else hardening.processes_of(uid)
+        have = self.counted + 1 if self.counted is not None else hardening.processes_of(self._shared_uid())
         return self.cfg.max_processes + have
 
 
@@ -120,8 +125,7 @@ def begin_fencing(fences: Fences, uid: int, gid: int) -> int:
 def finish_fencing(fences: Fences, uid: int, gid: int, ruleset: int) -> None:
     """The rest, once only the task's own descriptors are left: limits, identity, Landlock, seccomp."""
     cfg = fences.cfg
-    nproc = fences.process_limit(uid if uid >= 0 else os.geteuid())
-    hardening.set_limits(cfg.memory_mb, cfg.cpu_seconds, nproc)
+    hardening.set_limits(cfg.memory_mb, cfg.cpu_seconds, fences.process_limit())
     if uid >= 0 and os.geteuid() != uid:
         hardening.drop_privileges(uid, gid)
     # After the credential change, which clears it: die with the zygote.

@@ -114,8 +114,8 @@ class Zygote:
                 continue
             uid = self.free_uids.popleft() if self.own_uids else self.cfg.task_uid
             ready.append((msg.get("id"), fds[0], max_tasks, uid))
-        if ready and not self.own_uids:
-            self.fences.count_processes(self.cfg.task_uid if self.cfg.task_uid >= 0 else os.geteuid())
+        if ready:
+            self.fences.count_processes()
         forked = []  # (pid, None), or (None, why the fork failed)
         for spawn_id, chan, max_tasks, uid in ready:
             try:

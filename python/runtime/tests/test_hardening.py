@@ -140,31 +140,31 @@ class ProcessLimitTest(unittest.TestCase):
         real = hardening.processes_of
         hardening.processes_of = lambda uid: self.counts.append(uid) or 40
         self.addCleanup(setattr, hardening, "processes_of", real)
-        self.fences = lambda own_uid, limit=5: child.Fences(Config(max_processes=limit, landlock_abi=0), own_uid)
+        self.fences = lambda own_uid, limit=5: child.Fences(Config(max_processes=limit, task_uid=1234, landlock_abi=0), own_uid)
 
     def test_own_uid_counts_from_zero(self):
-        self.assertEqual(self.fences(True).process_limit(1234), 5)
+        self.assertEqual(self.fences(True).process_limit(), 5)
         self.assertEqual(self.counts, [])
 
     def test_no_limit(self):
         fences = self.fences(False, limit=0)
-        fences.count_processes(1234)
-        self.assertEqual(fences.process_limit(1234), 0)
+        fences.count_processes()
+        self.assertEqual(fences.process_limit(), 0)
         self.assertEqual(self.counts, [])
 
     def test_shared_uid_without_a_count_counts_now(self):
-        self.assertEqual(self.fences(False).process_limit(1234), 45)
+        self.assertEqual(self.fences(False).process_limit(), 45)
         self.assertEqual(self.counts, [1234])
 
     def test_zygote_counts_once_a_second(self):
         fences = self.fences(False)
-        fences.count_processes(1234)
-        fences.count_processes(1234)
+        fences.count_processes()
+        fences.count_processes()
         # The count, this process (forked after it) and the limit; no count of its own.
-        self.assertEqual([fences.process_limit(1234), fences.process_limit(1234)], [46, 46])
+        self.assertEqual([fences.process_limit(), fences.process_limit()], [46, 46])
         self.assertEqual(self.counts, [1234])
         fences.counted_at -= 1.5
-        fences.count_processes(1234)
+        fences.count_processes()
         self.assertEqual(self.counts, [1234, 1234])
 
     def test_a_failed_count_is_left_to_the_task_process(self):
@@ -172,9 +172,9 @@ class ProcessLimitTest(unittest.TestCase):
             raise FileNotFoundError("/proc")
         hardening.processes_of = unreadable
         fences = self.fences(False)
-        fences.count_processes(1234)  # the zygote goes on
+        fences.count_processes()  # the zygote goes on
         with self.assertRaises(OSError):  # the task process fails its fence, saying why
-            fences.process_limit(1234)
+            fences.process_limit()
 
 
 if __name__ == "__main__":
