@@ -89,21 +89,11 @@ func newerPython() string {
 	return newer
 }
 
-// specFor is pooltest.Spec with another interpreter, its tasks run as this
-// test's own user: pyenv's Pythons live where the task users cannot read.
+// specFor is pooltest.SpecFor with its tasks run as this test's own user:
+// pyenv's Pythons live where the task users cannot read.
 func specFor(t *testing.T, interpreter string) pool.ProcessSpec {
 	t.Helper()
-	ctx := context.Background()
-	in, err := envcache.ResolveInterpreter(ctx, interpreter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := envcache.InstallRuntime(ctx, t.TempDir(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := pooltest.Spec(t)
-	spec.Executable, spec.RuntimeDir = in.Executable, dir
+	spec := pooltest.SpecFor(t, interpreter)
 	spec.Config.TaskUID, spec.Config.TaskGID = -1, -1
 	return spec
 }

@@ -41,8 +41,14 @@ func TaskUID() int {
 // the process log in the test's log.
 func Spec(t testing.TB) pool.ProcessSpec {
 	t.Helper()
+	return SpecFor(t, Interpreter())
+}
+
+// SpecFor is Spec with another interpreter.
+func SpecFor(t testing.TB, interpreter string) pool.ProcessSpec {
+	t.Helper()
 	ctx := context.Background()
-	in, err := envcache.ResolveInterpreter(ctx, Interpreter())
+	in, err := envcache.ResolveInterpreter(ctx, interpreter)
 	if err != nil {
 		t.Fatal(err)
 	}
