@@ -2,7 +2,6 @@ package pool_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,15 +53,9 @@ func TestZygoteObjectsAreImmortal(t *testing.T) {
 				exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Reuse: reuse})
 				task := pool.Task{ID: "refs", Settings: settings(t, "import sys, json\nreturn [{'json': {'count': sys.getrefcount(json)}}]", "runOnceForAllItems", []any{})}
 				for range 2 {
-					res := exec.Run(context.Background(), task)
-					var out []struct {
-						JSON struct{ Count int64 } `json:"json"`
-					}
-					if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
-						t.Fatalf("task: %s %q", res.Result, errText(res.Err))
-					}
-					if got := out[0].JSON.Count == immortalCount; got != c.want {
-						t.Fatalf("reuse %v: json's reference count is %d; immortal: %v, want %v", reuse, out[0].JSON.Count, got, c.want)
+					count := oneItem[struct{ Count int64 }](t, exec.Run(context.Background(), task)).Count
+					if got := count == immortalCount; got != c.want {
+						t.Fatalf("reuse %v: json's reference count is %d; immortal: %v, want %v", reuse, count, got, c.want)
 					}
 				}
 			}

@@ -192,13 +192,20 @@ func startExecutor(t *testing.T, opts pool.Options) *pool.ZygoteExecutor {
 
 func pidOf(t *testing.T, res pool.Result) int {
 	t.Helper()
+	return oneItem[struct{ Pid int }](t, res).Pid
+}
+
+// oneItem is the json of a task's one result item, decoded into T; a task
+// that failed or returned anything else fails the test.
+func oneItem[T any](t *testing.T, res pool.Result) T {
+	t.Helper()
 	var out []struct {
-		JSON struct{ Pid int } `json:"json"`
+		JSON T `json:"json"`
 	}
 	if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
 		t.Fatalf("task: %s %q", res.Result, errText(res.Err))
 	}
-	return out[0].JSON.Pid
+	return out[0].JSON
 }
 
 const pidTask = "import os\nreturn [{'json': {'pid': os.getpid()}}]"
@@ -603,14 +610,8 @@ func TestSharedUIDProcessLimitCountsTheUID(t *testing.T) {
 	spec.Config.MaxProcesses = 8
 	ex := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Zygotes: 1})
 	res := ex.Run(context.Background(), pool.Task{ID: "n", Settings: settings(t, "import resource\nreturn [{'json': {'nproc': resource.getrlimit(resource.RLIMIT_NPROC)[0]}}]", "runOnceForAllItems", []any{})})
-	var out []struct {
-		JSON struct{ Nproc int } `json:"json"`
-	}
-	if res.Err != nil || json.Unmarshal(res.Result, &out) != nil || len(out) != 1 {
-		t.Fatalf("task: %s %q", res.Result, errText(res.Err))
-	}
-	if want := 8 + 3 + 1; out[0].JSON.Nproc != want {
-		t.Fatalf("RLIMIT_NPROC %d, want %d: 8 besides the task process and the uid's 3 sleeps", out[0].JSON.Nproc, want)
+	if got, want := oneItem[struct{ Nproc int }](t, res).Nproc, 8+3+1; got != want {
+		t.Fatalf("RLIMIT_NPROC %d, want %d: 8 besides the task process and the uid's 3 sleeps", got, want)
 	}
 }
 
