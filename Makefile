@@ -53,9 +53,21 @@ fuzz:
 # setups, a warm Pyodide (installed from npm into ~/.cache/pyrunner-bench on first use) and, with
 # PYRUNNER_BENCH_OFFICIAL_RUNNER, n8n's official runner. Writes benchmark-results.json,
 # benchmark-report.md and benchmark-chart.svg here (BENCH_FLAGS: e.g. -scenarios calc -n 50).
+# PREVIOUS=<git revision>: that revision's worker pool is measured too, in the same run, built
+# from a clean export of it into bin/previous-<commit>/.
 BENCH_FLAGS ?=
-bench: build
-	./$(BIN) bench -o . $(BENCH_FLAGS)
+PREVIOUS    ?=
+PREVIOUS_COMMIT := $(if $(PREVIOUS),$(shell git rev-parse --quiet --verify --short=12 $(PREVIOUS)^{commit}))
+PREVIOUS_BIN    := $(if $(PREVIOUS),bin/previous-$(PREVIOUS_COMMIT)/pyrunner)
+$(if $(PREVIOUS),$(if $(PREVIOUS_COMMIT),,$(error PREVIOUS=$(PREVIOUS) is not a commit of this repository)))
+bench: build $(PREVIOUS_BIN)
+	./$(BIN) bench -o . $(if $(PREVIOUS),-previous $(PREVIOUS_BIN)) $(BENCH_FLAGS)
+
+bin/previous-%/pyrunner:
+	rm -rf $(@D).src && mkdir -p $(@D).src
+	git archive $* | tar -x -C $(@D).src
+	cd $(@D).src && $(GO) build -trimpath -ldflags '-s -w -X main.version=$*' -o ../previous-$*/pyrunner ./cmd/pyrunner
+	rm -rf $(@D).src
 
 # The Go benchmarks, for regression checks (about 6 minutes): pyrunner through the fake broker,
 # each number against a process-per-task baseline measured in the same run.

@@ -133,6 +133,38 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+// The isolation section: the worker pool against reuse and workflow mode
+// of the same run, and against the previous binary's pool once that ran. A
+// scenario whose pool cell failed has no row.
+func TestMarkdownIsolationCost(t *testing.T) {
+	r := sampleResults()
+	section := func() string {
+		md := r.Markdown()
+		_, after, ok := strings.Cut(md, "## What isolation costs")
+		if !ok {
+			t.Fatalf("no isolation section:\n%s", md)
+		}
+		before, _, _ := strings.Cut(after, "\n## ")
+		return before
+	}
+	calc := "| Simple calculation | 16.0 ms / 62 / 112 / 100 | 1.25 ms / 800 / 1440 / 100 | 1.50 ms / 667 / 1200 / 100 | 12.8x |"
+	got := section()
+	if !strings.Contains(got, calc+"\n") || strings.Contains(got, "NumPy") || strings.Contains(got, "Previous") {
+		t.Errorf("without a previous binary, want the row %q and no other:\n%s", calc, got)
+	}
+	prev := *r.cell("calc", "pool")
+	prev.Setup = previousKey
+	prev.C1 = &loadgen.Result{Tasks: 200, Concurrency: 1, P50ms: 24, PerSecond: 41.7}
+	prev.C4 = &loadgen.Result{Tasks: 100, Concurrency: 4, PerSecond: 75}
+	prev.FaultsPerTask = 150
+	r.Setups = append(r.Setups, SetupInfo{Key: previousKey, Title: "Worker pool of the previous binary (pyrunner old, isolated)"})
+	r.Cells = append(r.Cells, prev)
+	got = section()
+	if want := calc + " 24.0 ms / 42 / 75 / 150 | 1.5x |\n"; !strings.Contains(got, want) || !strings.Contains(got, "pool tasks/s at 4 over the previous") {
+		t.Errorf("with a previous binary, want the row %q:\n%s", want, got)
+	}
+}
+
 func TestChart(t *testing.T) {
 	r := sampleResults()
 	svg := r.Chart()
@@ -189,18 +221,23 @@ func TestWriteAndReadBack(t *testing.T) {
 // A short run through the real parts: the built binary against the fake
 // broker in two setups, pyrunner itself started as "the official runner"
 // (with a grant token, as n8n's launcher starts one) and the in-process
-// CPython floor, on the calculation and file scenarios. Every cell is
-// measured, and every result equals the first setup's.
+// CPython floor, on the calculation and file scenarios; and pyrunner
+// again as "the previous binary" (-previous). Every cell is measured, and
+// every result equals the first setup's.
 func TestRunMeasuresEveryCell(t *testing.T) {
 	official := "exec " + binary + " run"
 	res, err := Run(context.Background(), Options{Binary: binary, Interpreter: testInterpreter(t), Tasks: 5, Concurrency: 2,
-		Scenarios: []string{"calc", "files"}, Setups: []string{"direct", "reuse", "official", "cpython"}, Official: official,
-		Version: "test", Progress: testWriter{t}})
+		Scenarios: []string{"calc", "files"}, Setups: []string{"direct", "reuse", "official", previousKey, "cpython"}, Official: official,
+		Previous: binary, Version: "test", Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Cells) != 8 {
-		t.Fatalf("%d cells, want 8: %+v", len(res.Cells), res.Cells)
+	if len(res.Cells) != 10 {
+		t.Fatalf("%d cells, want 10: %+v", len(res.Cells), res.Cells)
+	}
+	if i := slices.IndexFunc(res.Setups, func(s SetupInfo) bool { return s.Key == previousKey }); i < 0 ||
+		!strings.Contains(res.Setups[i].Title, "(pyrunner ") || res.Setups[i].Pyrunner {
+		t.Errorf("the previous binary's column: %+v", res.Setups)
 	}
 	for _, c := range res.Cells {
 		if !c.Measured() || c.Error != "" || c.Mismatch != "" || c.C1.Failed+c.C4.Failed != 0 {
@@ -212,7 +249,7 @@ func TestRunMeasuresEveryCell(t *testing.T) {
 		}
 		// A new process per task faults in its pages: the count reaches
 		// the runner's reaped children.
-		if c.Setup == "direct" && c.FaultsPerTask < 100 {
+		if (c.Setup == "direct" || c.Setup == previousKey) && c.FaultsPerTask < 100 {
 			t.Errorf("cell %s/%s: %.1f page faults per task counted", c.Scenario, c.Setup, c.FaultsPerTask)
 		}
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	// Scenarios and Setups restrict the run to these keys; empty: all.
 	Scenarios []string
 	Setups    []string
+	// Previous is another pyrunner binary (the build before a change) whose
+	// worker pool is measured as a column of its own, or "".
+	Previous string
 	// Official is the command line that starts n8n's official Python
 	// runner (PYRUNNER_BENCH_OFFICIAL_RUNNER), or "".
 	Official string
@@ -127,6 +130,11 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	h := &host{binary: opts.Binary, interpreter: in.Path, cacheDir: cacheDir, builtinsDeny: deny}
 
 	setups := pyrunnerSetups(h)
+	if opts.Previous != "" && selected(opts.Setups, previousKey) {
+		// Right after this binary's worker pool: the two measured minutes apart.
+		at := slices.IndexFunc(setups, func(s Setup) bool { return s.Key == "pool" }) + 1
+		setups = slices.Insert(setups, at, previousSetup(h, opts.Previous, binaryVersion(ctx, opts.Previous)))
+	}
 	setups = append(setups, officialSetup(h, opts.Official))
 	for _, v := range opts.Pyodide {
 		if !selected(opts.Setups, "pyodide-"+v) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -98,6 +99,7 @@ func (r *Results) Markdown() string {
 	for _, line := range r.reading() {
 		p("- %s\n", line)
 	}
+	r.isolationCost(&b)
 	p("\n## Every cell\n\n")
 	p("p50, p95 and p99 of the %d tasks at concurrency 1 and their throughput; the throughput of %d more at "+
 		"concurrency %d; minor page faults per task of the runner and its processes during the first %d (pyrunner "+
@@ -342,6 +344,70 @@ func (r *Results) isolatedReading(ic *Cell, is *SetupInfo, bc, direct, pyo *Cell
 	return line + "."
 }
 
+// isolationCost is the section on what a fresh process per task costs: per
+// scenario, the worker pool against reuse and workflow mode of the same
+// run, and against the previous binary's worker pool when it was measured.
+func (r *Results) isolationCost(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	var rows []ScenarioInfo
+	for _, sc := range r.Scenarios {
+		if r.cell(sc.Key, "pool").sound() {
+			rows = append(rows, sc)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	previous := r.hasSetup(previousKey)
+	p("\n## What isolation costs\n\n")
+	p("The worker pool (isolated, pyrunner's default) runs each task in a fresh process forked from a warm zygote; "+
+		"reuse and workflow mode run it in a warm worker. Each cell: p50 at concurrency 1 / tasks/s at 1 / tasks/s at %d / "+
+		"minor page faults per task (the runner and all its processes). The faults do not depend on the machine; what "+
+		"each costs does, tenfold between VMs of the same kind.", r.Concurrency)
+	if previous {
+		p(" The previous binary's worker pool ran in this run too, right after this one's.")
+	}
+	p("\n\n| Scenario | Worker pool | Reuse | Workflow | pool p50 over reuse p50 |")
+	if previous {
+		p(" Previous binary's pool | pool tasks/s at %d over the previous |", r.Concurrency)
+	}
+	p("\n|---|---|---|---|---:|")
+	if previous {
+		p("---|---:|")
+	}
+	p("\n")
+	for _, sc := range rows {
+		pool, reuse := r.cell(sc.Key, "pool"), r.cell(sc.Key, "reuse")
+		over := "—"
+		if reuse.sound() {
+			over = times(pool.C1.P50ms / reuse.C1.P50ms)
+		}
+		p("| %s | %s | %s | %s | %s |", sc.Title, isolationText(pool), isolationText(reuse), isolationText(r.cell(sc.Key, "workflow")), over)
+		if previous {
+			prev := r.cell(sc.Key, previousKey)
+			gain := "—"
+			if prev.sound() {
+				gain = times(pool.C4.PerSecond / prev.C4.PerSecond)
+			}
+			p(" %s | %s |", isolationText(prev), gain)
+		}
+		p("\n")
+	}
+}
+
+// isolationText is a cell of the isolation table: p50, tasks/s at 1 and at
+// the throughput concurrency, faults per task.
+func isolationText(c *Cell) string {
+	if !c.sound() {
+		return "—"
+	}
+	return fmt.Sprintf("%s / %.0f / %.0f / %s", ms(c.C1.P50ms), c.C1.PerSecond, c.C4.PerSecond, faultsText(c.FaultsPerTask))
+}
+
+func (r *Results) hasSetup(key string) bool {
+	return slices.ContainsFunc(r.Setups, func(s SetupInfo) bool { return s.Key == key })
+}
+
 func (r *Results) setupTitle(key string) string {
 	for _, s := range r.Setups {
 		if s.Key == key {
@@ -353,7 +419,8 @@ func (r *Results) setupTitle(key string) string {
 
 // shortTitles are the setups' column headings.
 var shortTitles = map[string]string{"direct": "Direct", "pool": "Worker pool", "cached": "Cached env",
-	"reuse": "Reuse", "workflow": "Workflow", "official": "n8n's runner", "cpython": "CPython floor"}
+	"reuse": "Reuse", "workflow": "Workflow", "official": "n8n's runner", "cpython": "CPython floor",
+	previousKey: "Previous pool"}
 
 // shortTitle is a setup's column heading.
 func shortTitle(s SetupInfo) string {

@@ -3,6 +3,9 @@ package benchreport
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -68,6 +71,38 @@ func pyrunnerSetups(h *host) []Setup {
 			return []string{"N8N_PYTHON_ISOLATION=workflow"}
 		}),
 	}
+}
+
+// previousSetup is the worker pool (isolated) of another pyrunner binary,
+// the build before a change (bench -previous): measured in the same run as
+// this one's, so that the two compare on the same machine at the same hour.
+// It gets a cache directory of its own, for whatever that build keeps there.
+func previousSetup(h *host, binary, version string) Setup {
+	prev := *h
+	prev.binary = binary
+	prev.cacheDir = filepath.Join(h.cacheDir, "previous")
+	return Setup{Key: previousKey, Title: "Worker pool of the previous binary (" + version + ", isolated)", Measured: brokerSeen,
+		start: func(ctx context.Context, sc Scenario) (Target, error) {
+			if err := os.MkdirAll(prev.cacheDir, 0o755); err != nil {
+				return nil, err
+			}
+			return prev.startRunner(ctx, sc, []string{prev.binary, "run"}, []string{"N8N_PYTHON_ISOLATION=isolated"}, false)
+		}}
+}
+
+// previousKey is the previous binary's column.
+const previousKey = "previous"
+
+// binaryVersion is what `BINARY version` says, or the binary's path when
+// it says nothing.
+func binaryVersion(ctx context.Context, binary string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "version").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" {
+		return v
+	}
+	return binary
 }
 
 // officialSetup is n8n's own Python runner, started from the command
