@@ -57,11 +57,13 @@ fuzz:
 # from a clean export of it into bin/previous-<commit>/.
 BENCH_FLAGS ?=
 PREVIOUS    ?=
-PREVIOUS_COMMIT := $(if $(PREVIOUS),$(shell git rev-parse --quiet --verify --short=12 $(PREVIOUS)^{commit}))
-PREVIOUS_BIN    := $(if $(PREVIOUS),bin/previous-$(PREVIOUS_COMMIT)/pyrunner)
-$(if $(PREVIOUS),$(if $(PREVIOUS_COMMIT),,$(error PREVIOUS=$(PREVIOUS) is not a commit of this repository)))
+ifneq ($(and $(PREVIOUS),$(filter bench,$(MAKECMDGOALS))),)
+PREVIOUS_COMMIT := $(shell git rev-parse --quiet --verify --short=12 '$(PREVIOUS)^{commit}')
+$(if $(PREVIOUS_COMMIT),,$(error PREVIOUS=$(PREVIOUS) is not a commit of this repository))
+PREVIOUS_BIN := bin/previous-$(PREVIOUS_COMMIT)/pyrunner
+endif
 bench: build $(PREVIOUS_BIN)
-	./$(BIN) bench -o . $(if $(PREVIOUS),-previous $(PREVIOUS_BIN)) $(BENCH_FLAGS)
+	./$(BIN) bench -o . $(if $(PREVIOUS_BIN),-previous $(PREVIOUS_BIN)) $(BENCH_FLAGS)
 
 bin/previous-%/pyrunner:
 	rm -rf $(@D).src && mkdir -p $(@D).src

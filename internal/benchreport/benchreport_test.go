@@ -163,6 +163,13 @@ func TestMarkdownIsolationCost(t *testing.T) {
 	if want := calc + " 24.0 ms / 42 / 75 / 150 | 1.5x |\n"; !strings.Contains(got, want) || !strings.Contains(got, "pool tasks/s at 4 over the previous") {
 		t.Errorf("with a previous binary, want the row %q:\n%s", want, got)
 	}
+	// A previous cell that failed, and a reuse cell with a wrong result:
+	// no ratio from either.
+	r.Cells[len(r.Cells)-1].C1.Failed = 1
+	r.cell("calc", "reuse").Mismatch = "differs"
+	if want := "| 1.50 ms / 667 / 1200 / 100 | — | — | — |\n"; !strings.Contains(section(), want) {
+		t.Errorf("with unsound cells, want the row to end in %q:\n%s", want, section())
+	}
 }
 
 func TestChart(t *testing.T) {
@@ -221,14 +228,21 @@ func TestWriteAndReadBack(t *testing.T) {
 // A short run through the real parts: the built binary against the fake
 // broker in two setups, pyrunner itself started as "the official runner"
 // (with a grant token, as n8n's launcher starts one) and the in-process
-// CPython floor, on the calculation and file scenarios; and pyrunner
-// again as "the previous binary" (-previous). Every cell is measured, and
-// every result equals the first setup's.
+// CPython floor, on the calculation and file scenarios; and, as "the
+// previous binary" (-previous, measured though Setups does not name it), a
+// wrapper that says it is an older pyrunner and runs this one. Every cell
+// is measured, and every result equals the first setup's.
 func TestRunMeasuresEveryCell(t *testing.T) {
 	official := "exec " + binary + " run"
+	dir := t.TempDir()
+	previous, ran := filepath.Join(dir, "pyrunner-old"), filepath.Join(dir, "ran")
+	wrapper := fmt.Sprintf("#!/bin/sh\nif [ \"$1\" = version ]; then echo 'pyrunner old'; exit 0; fi\ntouch %s\nexec %s \"$@\"\n", ran, binary)
+	if err := os.WriteFile(previous, []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	res, err := Run(context.Background(), Options{Binary: binary, Interpreter: testInterpreter(t), Tasks: 5, Concurrency: 2,
-		Scenarios: []string{"calc", "files"}, Setups: []string{"direct", "reuse", "official", previousKey, "cpython"}, Official: official,
-		Previous: binary, Version: "test", Progress: testWriter{t}})
+		Scenarios: []string{"calc", "files"}, Setups: []string{"direct", "reuse", "official", "cpython"}, Official: official,
+		Previous: previous, Version: "test", Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +250,11 @@ func TestRunMeasuresEveryCell(t *testing.T) {
 		t.Fatalf("%d cells, want 10: %+v", len(res.Cells), res.Cells)
 	}
 	if i := slices.IndexFunc(res.Setups, func(s SetupInfo) bool { return s.Key == previousKey }); i < 0 ||
-		!strings.Contains(res.Setups[i].Title, "(pyrunner ") || res.Setups[i].Pyrunner {
+		!strings.Contains(res.Setups[i].Title, "(pyrunner old, ") || res.Setups[i].Pyrunner {
 		t.Errorf("the previous binary's column: %+v", res.Setups)
+	}
+	if _, err := os.Stat(ran); err != nil {
+		t.Errorf("the previous binary never ran: %v", err)
 	}
 	for _, c := range res.Cells {
 		if !c.Measured() || c.Error != "" || c.Mismatch != "" || c.C1.Failed+c.C4.Failed != 0 {
@@ -252,6 +269,16 @@ func TestRunMeasuresEveryCell(t *testing.T) {
 		if (c.Setup == "direct" || c.Setup == previousKey) && c.FaultsPerTask < 100 {
 			t.Errorf("cell %s/%s: %.1f page faults per task counted", c.Scenario, c.Setup, c.FaultsPerTask)
 		}
+	}
+}
+
+// A -previous that is not a pyrunner stops the bench before it measures
+// anything.
+func TestPreviousMustBePyrunner(t *testing.T) {
+	_, err := Run(context.Background(), Options{Binary: binary, Interpreter: testInterpreter(t), Tasks: 1,
+		Scenarios: []string{"calc"}, Setups: []string{"cpython"}, Previous: "/bin/true", Progress: testWriter{t}})
+	if err == nil || !strings.Contains(err.Error(), "not a pyrunner's version") {
+		t.Errorf("Run with -previous /bin/true: %v", err)
 	}
 }
 

@@ -16,7 +16,7 @@ func (r *Results) Chart() string {
 		plotW, plotH         = width - left - right, height - top - bottom
 		barGap, groupPadding = 2.0, 16.0
 	)
-	colours := []string{"#9e9e9e", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#e15759", "#edc948", "#76b7b2"}
+	colours := []string{"#9e9e9e", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#e15759", "#edc948", "#76b7b2", "#ff9da7", "#9c755f"}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, c := range r.Cells {
 		if c.Measured() && c.C1.P50ms > 0 {

@@ -85,7 +85,7 @@ func (c *Cell) Measured() bool { return c.C1 != nil }
 
 // sound is a measured cell whose tasks all succeeded with the right result.
 func (c *Cell) sound() bool {
-	return c != nil && c.Measured() && c.Mismatch == "" && c.C1.Failed+c.C4.Failed == 0
+	return c != nil && c.Measured() && c.C4 != nil && c.Mismatch == "" && c.C1.Failed+c.C4.Failed == 0
 }
 
 // Run measures every scenario in every setup and returns the results; it
@@ -130,10 +130,18 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	h := &host{binary: opts.Binary, interpreter: in.Path, cacheDir: cacheDir, builtinsDeny: deny}
 
 	setups := pyrunnerSetups(h)
-	if opts.Previous != "" && selected(opts.Setups, previousKey) {
-		// Right after this binary's worker pool: the two measured minutes apart.
+	if opts.Previous != "" {
+		version, err := binaryVersion(ctx, opts.Previous)
+		if err != nil {
+			return nil, err
+		}
+		// Right after this binary's worker pool: the two measured minutes
+		// apart. Given, it is measured whatever Setups says.
 		at := slices.IndexFunc(setups, func(s Setup) bool { return s.Key == "pool" }) + 1
-		setups = slices.Insert(setups, at, previousSetup(h, opts.Previous, binaryVersion(ctx, opts.Previous)))
+		setups = slices.Insert(setups, at, previousSetup(h, opts.Previous, version))
+		if len(opts.Setups) > 0 {
+			opts.Setups = append(slices.Clone(opts.Setups), previousKey)
+		}
 	}
 	setups = append(setups, officialSetup(h, opts.Official))
 	for _, v := range opts.Pyodide {
@@ -311,7 +319,7 @@ func (c *Cell) summary() string {
 	s := fmt.Sprintf("p50 %s  p99 %s  %.1f tasks/s, at c=%d %.1f tasks/s", ms(c.C1.P50ms), ms(c.C1.P99ms),
 		c.C1.PerSecond, c.C4.Concurrency, c.C4.PerSecond)
 	if c.FaultsPerTask > 0 {
-		s += ", " + faultsText(c.FaultsPerTask) + " faults/task"
+		s += ", " + countText(c.FaultsPerTask) + " faults/task"
 	}
 	if failed := c.C1.Failed + c.C4.Failed; failed > 0 {
 		s += fmt.Sprintf(", %d FAILED: %s", failed, c.FirstError)
@@ -359,13 +367,13 @@ func (e *estimator) predict(sc Scenario, s Setup) time.Duration {
 	if s.start == nil {
 		return 0
 	}
-	perTask := map[string]float64{"direct": 85, "official": 100, "pool": 20, "cached": 20, "reuse": 3, "workflow": 3, "cpython": 1}[s.Key]
+	perTask := map[string]float64{"direct": 85, "official": 100, "pool": 20, previousKey: 20, "cached": 20, "reuse": 3, "workflow": 3, "cpython": 1}[s.Key]
 	if perTask == 0 {
 		perTask = 6 // Pyodide
 	}
 	imports := map[string]float64{"numpy": 90, "pandas": 400}[sc.Key]
 	switch s.Key {
-	case "direct", "official", "pool":
+	case "direct", "official", "pool", previousKey:
 		perTask += imports
 	case "cached":
 		perTask += imports / 5
@@ -419,7 +427,8 @@ func DefaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "pyrunner-bench")
 }
 
-func faultsText(v float64) string {
+// countText is a count per task or per second: one decimal below 10.
+func countText(v float64) string {
 	if v < 10 {
 		return fmt.Sprintf("%.1f", v)
 	}

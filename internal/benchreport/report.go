@@ -112,7 +112,7 @@ func (r *Results) Markdown() string {
 		}
 		faults := "—"
 		if c.FaultsPerTask > 0 {
-			faults = faultsText(c.FaultsPerTask)
+			faults = countText(c.FaultsPerTask)
 		}
 		check := "reference"
 		if c.ComparedWith != "" {
@@ -338,7 +338,7 @@ func (r *Results) isolatedReading(ic *Cell, is *SetupInfo, bc, direct, pyo *Cell
 	if under && ic.FaultsPerTask > 0 {
 		line += fmt.Sprintf(". Where that is under 5x: each isolated task is a process forked from a warm zygote, with %s minor page "+
 			"faults per task against %s in %s, and it takes %s more than a %s task here",
-			faultsText(ic.FaultsPerTask), faultsText(bc.FaultsPerTask), r.setupTitle(bc.Setup), ms(ic.C1.P50ms-bc.C1.P50ms),
+			countText(ic.FaultsPerTask), countText(bc.FaultsPerTask), r.setupTitle(bc.Setup), ms(ic.C1.P50ms-bc.C1.P50ms),
 			r.setupTitle(bc.Setup))
 	}
 	return line + "."
@@ -379,14 +379,14 @@ func (r *Results) isolationCost(b *strings.Builder) {
 	for _, sc := range rows {
 		pool, reuse := r.cell(sc.Key, "pool"), r.cell(sc.Key, "reuse")
 		over := "—"
-		if reuse.sound() {
+		if reuse.sound() && reuse.C1.P50ms > 0 {
 			over = times(pool.C1.P50ms / reuse.C1.P50ms)
 		}
 		p("| %s | %s | %s | %s | %s |", sc.Title, isolationText(pool), isolationText(reuse), isolationText(r.cell(sc.Key, "workflow")), over)
 		if previous {
 			prev := r.cell(sc.Key, previousKey)
 			gain := "—"
-			if prev.sound() {
+			if prev.sound() && prev.C4.PerSecond > 0 {
 				gain = times(pool.C4.PerSecond / prev.C4.PerSecond)
 			}
 			p(" %s | %s |", isolationText(prev), gain)
@@ -401,7 +401,7 @@ func isolationText(c *Cell) string {
 	if !c.sound() {
 		return "—"
 	}
-	return fmt.Sprintf("%s / %.0f / %.0f / %s", ms(c.C1.P50ms), c.C1.PerSecond, c.C4.PerSecond, faultsText(c.FaultsPerTask))
+	return fmt.Sprintf("%s / %s / %s / %s", ms(c.C1.P50ms), countText(c.C1.PerSecond), countText(c.C4.PerSecond), countText(c.FaultsPerTask))
 }
 
 func (r *Results) hasSetup(key string) bool {

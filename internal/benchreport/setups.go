@@ -3,6 +3,7 @@ package benchreport
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,7 +84,11 @@ func previousSetup(h *host, binary, version string) Setup {
 	prev.cacheDir = filepath.Join(h.cacheDir, "previous")
 	return Setup{Key: previousKey, Title: "Worker pool of the previous binary (" + version + ", isolated)", Measured: brokerSeen,
 		start: func(ctx context.Context, sc Scenario) (Target, error) {
+			// Task users must read it, as the cache directory above it.
 			if err := os.MkdirAll(prev.cacheDir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(prev.cacheDir, 0o755); err != nil {
 				return nil, err
 			}
 			return prev.startRunner(ctx, sc, []string{prev.binary, "run"}, []string{"N8N_PYTHON_ISOLATION=isolated"}, false)
@@ -93,16 +98,17 @@ func previousSetup(h *host, binary, version string) Setup {
 // previousKey is the previous binary's column.
 const previousKey = "previous"
 
-// binaryVersion is what `BINARY version` says, or the binary's path when
-// it says nothing.
-func binaryVersion(ctx context.Context, binary string) string {
+// binaryVersion is what `BINARY version` says; an error when that is not
+// a pyrunner's answer, before any cell is measured with it.
+func binaryVersion(ctx context.Context, binary string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binary, "version").Output()
-	if v := strings.TrimSpace(string(out)); err == nil && v != "" {
-		return v
+	v := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(v, "pyrunner ") {
+		return "", fmt.Errorf("-previous %s: `%s version` said %q (%v), not a pyrunner's version", binary, binary, v, err)
 	}
-	return binary
+	return v, nil
 }
 
 // officialSetup is n8n's own Python runner, started from the command
