@@ -28,8 +28,8 @@ func benchCommand(args []string, secrets bootstrap.Secrets) int {
 	var scenarios, setups config.List
 	fs.Func("scenarios", "comma-separated scenarios to run (calc,numpy,pandas,json,files); empty: all", scenarios.EnvDecode)
 	fs.Func("setups", "comma-separated setups to run (direct,pool,cached,reuse,official,pyodide-"+
-		benchreport.PyodideN8N+",pyodide-"+benchreport.PyodideNewest+",cpython, and previous with -previous); empty: all", setups.EnvDecode)
-	previous := fs.String("previous", "", "another pyrunner binary (the build before a change) whose worker pool is measured as a column of its own")
+		benchreport.PyodideN8N+",pyodide-"+benchreport.PyodideNewest+",cpython); empty: all. -previous adds its column whatever this names", setups.EnvDecode)
+	previous := fs.String("previous", "", "another pyrunner binary (the build before a change) whose worker pool is measured as a column of its own (previous), right after this one's")
 	render := fs.String("render", "", "measure nothing: write the report and chart of this benchmark-results.json again")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pyrunner bench [flags]\n\nMeasures five Code-node scenarios in pyrunner's setups, in a warm Pyodide and (with\nPYRUNNER_BENCH_OFFICIAL_RUNNER) in n8n's official Python runner, and writes the report.\nTasks run on N8N_PYTHON_INTERPRETER's Python, chosen as `pyrunner run` chooses it.\n\n")
