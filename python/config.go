@@ -15,6 +15,10 @@ type Config struct {
 	// ImmortalObjects: the zygote marks the objects it holds once warm
 	// immortal before it forks (Python 3.12 and 3.13; see immortal.py).
 	ImmortalObjects bool `json:"immortal_objects"`
+	// InheritCodeMappings: the zygote's task processes inherit its
+	// mappings of the interpreter's code instead of faulting them in
+	// (codemaps.py).
+	InheritCodeMappings bool `json:"inherit_code_mappings"`
 	// TaskUID and TaskGID are the user tasks run as; -1 keeps pyrunner's.
 	// With UIDPerTask (a root pyrunner) each live task process gets a uid
 	// and gid of its own from the TaskUIDCount starting at TaskUID; else

@@ -146,6 +146,7 @@ func pythonConfig(cfg *config.Config, users taskuser.Users, tasksDir string) pyt
 		ReadablePaths:          limits.ReadablePaths,
 		Preload:                cfg.Pool.Preload,
 		ImmortalObjects:        bool(cfg.Pool.ImmortalObjects),
+		InheritCodeMappings:    bool(cfg.Pool.InheritCodeMappings),
 	}
 }
 

@@ -32,7 +32,7 @@ func TestConfigDefaultsAreN8NsRunners(t *testing.T) {
 		Log: Log{LevelName: "INFO"},
 		Pool: Pool{
 			Isolation: "isolated", MinWorkers: 2, MaxWorkers: 8, MaxIdleTime: 300000,
-			MaxExecutions: 100, StartupTimeout: 30000, ImmortalObjects: true,
+			MaxExecutions: 100, StartupTimeout: 30000, ImmortalObjects: true, InheritCodeMappings: true,
 			TaskUID: -1, TaskGID: -1, // Interpreter unset: pyrunner chooses
 		},
 		Limits: Limits{

@@ -22,6 +22,9 @@ type Pool struct {
 	// ImmortalObjects: zygotes on Python 3.12 and 3.13 mark their objects
 	// immortal, so that task processes do not write to their pages.
 	ImmortalObjects Bool `env:"N8N_PYTHON_POOL_IMMORTAL_OBJECTS, default=true"`
+	// InheritCodeMappings: task processes inherit their zygote's mappings
+	// of the interpreter's code instead of faulting each page in.
+	InheritCodeMappings Bool `env:"N8N_PYTHON_POOL_INHERIT_CODE_MAPPINGS, default=true"`
 
 	// Who tasks run as; -1 leaves the choice to pyrunner (taskuser.Decide).
 	TaskUID Int `env:"N8N_PYTHON_TASK_UID, default=-1"`

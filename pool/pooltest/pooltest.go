@@ -64,7 +64,8 @@ func SpecFor(t testing.TB, interpreter string) pool.ProcessSpec {
 		Env:        []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"},
 		// Every module allowed: these tests are about processes, not the sandbox.
 		Config: python.Config{BlockEnvAccess: true, TaskUID: uid, TaskGID: uid, LandlockABI: -1,
-			StdlibAllow: []string{"*"}, ExternalAllow: []string{"*"}, ImmortalObjects: true},
+			StdlibAllow: []string{"*"}, ExternalAllow: []string{"*"}, ImmortalObjects: true,
+			InheritCodeMappings: true},
 	}
 }
 

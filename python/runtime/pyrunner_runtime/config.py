@@ -39,6 +39,9 @@ class Config:
     # N8N_PYTHON_POOL_IMMORTAL_OBJECTS: the zygote marks its objects immortal where the
     # interpreter allows it (immortal.py).
     immortal_objects: bool = False
+    # N8N_PYTHON_POOL_INHERIT_CODE_MAPPINGS: task processes inherit the zygote's mappings of the
+    # interpreter's code (codemaps.py).
+    inherit_code_mappings: bool = False
     # The user and group tasks run as; -1 keeps pyrunner's own (it is not root). With
     # uid_per_task (decided by the Go side), each live task process gets its own uid and gid
     # from task_uid .. task_uid+task_uid_count-1.

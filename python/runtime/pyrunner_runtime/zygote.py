@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-from . import child, hardening, immortal, sandbox
+from . import child, codemaps, hardening, immortal, sandbox
 from .config import Config
 
 _MAX_PACKET = 1 << 16
@@ -348,6 +348,10 @@ def main() -> None:
         # Last, once everything a task process inherits is built: every process forked from
         # here on shares it without writing to it.
         immortal.immortalize()
+    if cfg.inherit_code_mappings:
+        # After everything that maps code (the warm-up imports): the task processes find
+        # mapped what the zygote has.
+        codemaps.share()
     try:
         zygote.loop()
     except GoHungUp:
