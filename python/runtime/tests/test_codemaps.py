@@ -3,27 +3,11 @@ forked child each time: the test process's own mappings stay as they were."""
 
 import json
 import os
-import resource
-import traceback
 import unittest
 from unittest import mock
 
 from pyrunner_runtime import codemaps
-
-
-def in_child(check) -> int:
-    """Runs check() in a forked child; its exit status: 0 when check returned True."""
-    pid = os.fork()
-    if pid == 0:
-        code = 2
-        try:
-            code = 0 if check() else 1
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+from .forking import in_child
 
 
 def code_mappings():

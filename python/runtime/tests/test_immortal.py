@@ -5,31 +5,16 @@ import gc
 import json
 import os
 import sys
-import traceback
 import unittest
 
 from pyrunner_runtime import immortal
+from .forking import in_child
 
 # The builds immortal.py knows: release CPython 3.12 and 3.13, 64-bit, with the GIL (a
 # free-threaded or reference-tracing build has a longer object header).
 _KNOWN = (sys.implementation.name == "cpython" and (3, 12) <= sys.version_info[:2] <= (3, 13)
           and sys.maxsize > 2**32 and not hasattr(sys, "gettotalrefcount")
           and sys.getsizeof(object()) == 16)
-
-
-def in_child(check) -> int:
-    """Runs check() in a forked child; its exit status: 0 when check returned True."""
-    pid = os.fork()
-    if pid == 0:
-        code = 2
-        try:
-            code = 0 if check() else 1
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
 
 
 class Supported(unittest.TestCase):
