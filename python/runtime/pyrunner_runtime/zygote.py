@@ -330,6 +330,8 @@ def main() -> None:
         return
     for name in cfg.preload:
         __import__(name)
+    # Before the zygote turns non-dumpable, which leaves its mem file to root (codemaps.py).
+    mem = codemaps.open_mem() if cfg.inherit_code_mappings else -1
     # Non-dumpable: other processes of this uid cannot ptrace it or read its memory, and the
     # task processes it forks inherit that until they change credentials.
     hardening.prctl(hardening.PR_SET_DUMPABLE, 0)
@@ -348,10 +350,10 @@ def main() -> None:
         # Last, once everything a task process inherits is built: every process forked from
         # here on shares it without writing to it.
         immortal.immortalize()
-    if cfg.inherit_code_mappings:
-        # After everything that maps code (the warm-up imports): the task processes find
-        # mapped what the zygote has.
-        codemaps.share()
+    if cfg.inherit_code_mappings and codemaps.share(mem) == 0:
+        # Last before the forks, after everything that maps code (the warm-up's imports).
+        print("pyrunner zygote: task processes cannot inherit its code mappings here "
+              "(its /proc/<pid>/mem refused); they fault them in", file=sys.stderr, flush=True)
     try:
         zygote.loop()
     except GoHungUp:

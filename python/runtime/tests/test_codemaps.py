@@ -3,11 +3,25 @@ forked child each time: the test process's own mappings stay as they were."""
 
 import json
 import os
+import resource
 import unittest
 from unittest import mock
 
-from pyrunner_runtime import codemaps
+from pyrunner_runtime import codemaps, hardening
 from .forking import in_child
+
+PAGE_KB = resource.getpagesize() // 1024
+NOBODY = 65534
+
+
+def become_unprivileged() -> None:
+    """As the zygote of a pyrunner that is not root (its image): nobody, when the test is root."""
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        # The change of credentials made it non-dumpable; a process started as nobody is not.
+        hardening.prctl(hardening.PR_SET_DUMPABLE, 1)
 
 
 def code_mappings():
@@ -54,10 +68,10 @@ class Share(unittest.TestCase):
             before = dict(code_mappings())
             if all(before.values()):
                 return False
-            shared = codemaps.share()
+            shared = codemaps.share(codemaps.open_mem())
             after = dict(code_mappings())
             return (shared == len(after) == len(before)
-                    and all(after[start] == (anon or 4) for start, anon in before.items()))
+                    and all(after[start] == (anon or PAGE_KB) for start, anon in before.items()))
         self.assertEqual(in_child(check), 0)
 
     def test_no_byte_changes(self):
@@ -65,7 +79,7 @@ class Share(unittest.TestCase):
             mem = os.open("/proc/self/mem", os.O_RDONLY)
             try:
                 before = {start: os.pread(mem, 4096, start) for start, _ in code_mappings()}
-                codemaps.share()
+                codemaps.share(codemaps.open_mem())
                 return all(os.pread(mem, 4096, start) == page for start, page in before.items())
             finally:
                 os.close(mem)
@@ -77,7 +91,7 @@ class Share(unittest.TestCase):
         def check():
             workload()
             before = min(faults_of_a_fork() for _ in range(3))
-            codemaps.share()
+            codemaps.share(codemaps.open_mem())
             after = max(faults_of_a_fork() for _ in range(3))
             print("faults of a forked child: %d before, %d after" % (before, after))
             return after < before - 10
@@ -87,11 +101,21 @@ class Share(unittest.TestCase):
         def check():
             before = dict(code_mappings())
             with mock.patch.object(codemaps.os, "open", side_effect=PermissionError("no")):
-                shared = codemaps.share()
+                mem = codemaps.open_mem()
             refuse_writes = mock.patch.object(codemaps.os, "pwrite", side_effect=OSError(5, "EIO"))
             with refuse_writes:
-                refused = codemaps.share()
-            return shared == 0 and refused == 0 and dict(code_mappings()) == before
+                refused = codemaps.share(codemaps.open_mem())
+            return mem == -1 and codemaps.share(mem) == 0 and refused == 0 and dict(code_mappings()) == before
+        self.assertEqual(in_child(check), 0)
+
+    def test_unprivileged_and_non_dumpable_once_opened(self):
+        # The zygote's order: its mem file opened, then non-dumpable, then shared, as a user
+        # that is not root. Opened after, it is root's, and nothing could be shared.
+        def check():
+            become_unprivileged()
+            mem = codemaps.open_mem()
+            hardening.prctl(hardening.PR_SET_DUMPABLE, 0)
+            return mem >= 0 and codemaps.share(mem) > 0 and codemaps.open_mem() == -1
         self.assertEqual(in_child(check), 0)
 
 
