@@ -28,8 +28,8 @@ return [{'json': {'private': private}}]`
 // mapping of code (so fork copied those mappings' page tables); without,
 // none.
 func TestTaskProcessesInheritCodeMappings(t *testing.T) {
+	spec := pooltest.Spec(t)
 	for _, inherit := range []bool{true, false} {
-		spec := pooltest.Spec(t)
 		spec.Config.InheritCodeMappings = inherit
 		for _, reuse := range []bool{false, true} {
 			exec := startExecutor(t, pool.Options{Spec: spec, MaxWorkers: 1, MinWorkers: 1, Reuse: reuse})

@@ -135,10 +135,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
+		previous, err := previousSetup(h, opts.Previous, version)
+		if err != nil {
+			return nil, err
+		}
 		// Right after this binary's worker pool: the two measured minutes
 		// apart. Given, it is measured whatever Setups says.
 		at := slices.IndexFunc(setups, func(s Setup) bool { return s.Key == "pool" }) + 1
-		setups = slices.Insert(setups, at, previousSetup(h, opts.Previous, version))
+		setups = slices.Insert(setups, at, previous)
 		if len(opts.Setups) > 0 {
 			opts.Setups = append(slices.Clone(opts.Setups), previousKey)
 		}

@@ -78,21 +78,21 @@ func pyrunnerSetups(h *host) []Setup {
 // the build before a change (bench -previous): measured in the same run as
 // this one's, so that the two compare on the same machine at the same hour.
 // It gets a cache directory of its own, for whatever that build keeps there.
-func previousSetup(h *host, binary, version string) Setup {
+func previousSetup(h *host, binary, version string) (Setup, error) {
 	prev := *h
 	prev.binary = binary
 	prev.cacheDir = filepath.Join(h.cacheDir, "previous")
+	// Task users must read it, as the cache directory above it.
+	if err := os.Mkdir(prev.cacheDir, 0o755); err != nil {
+		return Setup{}, err
+	}
+	if err := os.Chmod(prev.cacheDir, 0o755); err != nil {
+		return Setup{}, err
+	}
 	return Setup{Key: previousKey, Title: "Worker pool of the previous binary (" + version + ", isolated)", Measured: brokerSeen,
 		start: func(ctx context.Context, sc Scenario) (Target, error) {
-			// Task users must read it, as the cache directory above it.
-			if err := os.MkdirAll(prev.cacheDir, 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.Chmod(prev.cacheDir, 0o755); err != nil {
-				return nil, err
-			}
 			return prev.startRunner(ctx, sc, []string{prev.binary, "run"}, []string{"N8N_PYTHON_ISOLATION=isolated"}, false)
-		}}
+		}}, nil
 }
 
 // previousKey is the previous binary's column.

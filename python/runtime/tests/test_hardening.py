@@ -128,6 +128,7 @@ class SeccompTest(unittest.TestCase):
         self.assertEqual(status, 0)
         self.assertEqual(got, {"ret": -1, "errno": errno.ENOSYS})
 
+
 class ProcessLimitTest(unittest.TestCase):
     """RLIMIT_NPROC for task processes (child.Fences): with a shared uid it counts the uid's
     processes, which a zygote does at most once a second rather than in every task process."""
@@ -179,4 +180,3 @@ class ProcessLimitTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
-
